@@ -1,0 +1,112 @@
+"""The artifact: one immutable archive per published version (publishing.md, "The artifact").
+
+Its **digest** identifies its content: the sha256 of a canonical listing of the service name
+and every content member's sha256. The manifest's publish record (version, who, when,
+message) and environment are kept inside the archive but outside the digest, so publishing
+the same folder twice gives the same digest however and whenever it is done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import zipfile
+
+import orjson
+
+from .bundle import FIXED_TIME
+from .errors import ArtifactError
+
+FORMAT = 1
+CONTENT_MEMBERS = ("score.py", "bundle.zip", "schema.json", "sample.json", "requirements.txt")
+MANIFEST = "manifest.json"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+
+def content_digest(service: str, member_hashes: dict) -> str:
+    return sha256(canonical_json({"format": FORMAT, "service": service, "members": member_hashes}))
+
+
+@dataclasses.dataclass
+class Artifact:
+    """An artifact's members, in memory."""
+
+    service: str
+    members: dict  # name -> bytes (content members only)
+    manifest: dict
+
+    @property
+    def digest(self) -> str:
+        return self.manifest["digest"]
+
+    @property
+    def score_py(self) -> bytes:
+        return self.members["score.py"]
+
+    @property
+    def bundle(self) -> bytes | None:
+        return self.members.get("bundle.zip")
+
+    @property
+    def schema_document(self) -> dict:
+        return orjson.loads(self.members["schema.json"])
+
+    @property
+    def sample(self) -> dict | None:
+        raw = self.members.get("sample.json")
+        return orjson.loads(raw) if raw is not None else None
+
+
+def build(service: str, members: dict, environment: dict, published: dict) -> tuple[str, bytes]:
+    """Freeze content members into an archive; return (digest, archive bytes)."""
+    unknown = set(members) - set(CONTENT_MEMBERS)
+    if unknown:
+        raise ValueError(f"not artifact members: {sorted(unknown)}")
+    hashes = {name: sha256(data) for name, data in sorted(members.items())}
+    digest = content_digest(service, hashes)
+    manifest = {
+        "format": FORMAT,
+        "service": service,
+        "digest": digest,
+        "members": {n: {"sha256": h, "size": len(members[n])} for n, h in hashes.items()},
+        "environment": environment,
+        "published": published,
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in [(MANIFEST, canonical_json(manifest))] + sorted(members.items()):
+            info = zipfile.ZipInfo(name, FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            # the bundle is a zip already: store it as it is
+            info.compress_type = zipfile.ZIP_STORED if name == "bundle.zip" else zipfile.ZIP_DEFLATED
+            z.writestr(info, data)
+    return digest, out.getvalue()
+
+
+def load(data: bytes, expected_digest: str) -> Artifact:
+    """Open archive bytes and verify every member and the digest; raise ArtifactError if not."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            manifest = orjson.loads(z.read(MANIFEST))
+            listed = manifest["members"]
+            members = {name: z.read(name) for name in listed}
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
+        raise ArtifactError(f"artifact {expected_digest[:12]} is unreadable ({exc})") from None
+    hashes = {}
+    for name, data_ in members.items():
+        if name not in CONTENT_MEMBERS:
+            raise ArtifactError(f"artifact {expected_digest[:12]} has an unexpected member {name!r}")
+        hashes[name] = sha256(data_)
+        if hashes[name] != listed[name]["sha256"]:
+            raise ArtifactError(f"artifact {expected_digest[:12]}: member {name} does not match its sha256")
+    digest = content_digest(manifest.get("service", ""), dict(sorted(hashes.items())))
+    if digest != expected_digest or manifest.get("digest") != expected_digest:
+        raise ArtifactError(f"artifact does not match its digest (expected {expected_digest}, content is {digest})")
+    return Artifact(manifest["service"], members, manifest)

@@ -1,0 +1,73 @@
+"""Where artifact archives live, addressed by digest.
+
+An interface with one implementation per kind of storage; the local folder serves both the
+embedded default and a shared mounted folder in a cluster (rename is atomic on one file
+system, so readers never see half an artifact).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from .errors import ArtifactError
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ArtifactStore(Protocol):
+    def put(self, digest: str, data: bytes) -> None: ...
+    def get(self, digest: str) -> bytes: ...
+    def exists(self, digest: str) -> bool: ...
+
+
+class FolderArtifactStore:
+    """Artifacts as ``<root>/<digest[:2]>/<digest>.zip``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, digest: str) -> Path:
+        if not _DIGEST.match(digest):
+            raise ArtifactError(f"not a sha256 digest: {digest!r}")
+        return self.root / digest[:2] / f"{digest}.zip"
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Write to a temporary name in the same folder, fsync, check, then rename into place."""
+        target = self.path(digest)
+        if target.is_file():
+            return  # content-addressed: the same digest is the same content
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".zip", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if Path(tmp).stat().st_size != len(data):
+                raise ArtifactError(f"artifact {digest[:12]}: short write")
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"artifact {digest[:12]} is missing from {self.root}") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

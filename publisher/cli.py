@@ -1,0 +1,203 @@
+"""The publishing half of the ``scorepub`` CLI (no HTTP here; ``serving.cli`` adds serving)."""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from .artifact_store import FolderArtifactStore
+from .diff import diff_versions
+from .errors import PublishError
+from .publish import default_actor, publish
+from .registry import Registry
+from .settings import Settings
+
+
+class Context:
+    """Settings, registry and store, opened on first use by a command."""
+
+    def __init__(self):
+        self.settings = Settings.from_env()
+        self._registry = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.settings.database_url)
+        return self._registry
+
+    @property
+    def store(self) -> FolderArtifactStore:
+        return FolderArtifactStore(self.settings.artifact_dir)
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+def emit(as_json: bool, data, human: str) -> None:
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(human)
+
+
+def one_line_errors(fn):
+    """Every refusal exits non-zero with one line (plus --json's object when asked)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PublishError as exc:
+            message = " ".join(str(exc).split("\n"))
+            if kwargs.get("as_json"):
+                click.echo(orjson.dumps({"error": message}).decode())
+            click.echo(f"error: {message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def version_row(v, live: int | None) -> dict:
+    return {"version": v.version, "digest": v.digest, "live": v.version == live, "retired": v.retired,
+            "published_at": v.created_at.isoformat(), "published_by": v.published_by, "message": v.message}
+
+
+def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
+    """Add the registry commands to ``cli``; ``smoke_factory(ctx)`` supplies the publish smoke call."""
+
+    @cli.command("publish")
+    @click.argument("folder", type=click.Path(path_type=Path))
+    @click.option("--name", required=True, help="Service name (lowercase letters, digits, '-').")
+    @click.option("--message", "-m", default="", help="What this version changes.")
+    @click.option("--promote", is_flag=True, help="Make the new version live (the first version always is).")
+    @click.option("--bundle", type=click.Path(path_type=Path), help="A Script Bundle zip kept elsewhere.")
+    @click.option("--no-smoke", is_flag=True, help="Skip the smoke call with sample.json.")
+    @click.option("--by", default=None, help="Who publishes (default: the OS user).")
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def publish_cmd(ctx, folder, name, message, promote, bundle, no_smoke, by, as_json):
+        """Validate, freeze and register an experiment folder as a new version."""
+        smoke = None if no_smoke or smoke_factory is None else smoke_factory(ctx)
+        outcome = publish(folder, name, settings=ctx.settings, registry=ctx.registry, store=ctx.store,
+                          message=message, promote=promote, published_by=by or default_actor(),
+                          bundle_path=bundle, smoke=smoke)
+        data = outcome.as_dict()
+        lines = [f"warning: {w}" for w in outcome.warnings]
+        verb = "published" if data["created"] else "unchanged"
+        lines.append(f"{verb} {name} version {data['version']} ({data['digest'][:12]})"
+                     + (", live" if data["live"] else ""))
+        for slot, key in (data.get("keys") or {}).items():
+            lines.append(f"{slot} key: {key}")
+        if data.get("keys"):
+            lines.append("(keys are shown once; store them now)")
+        emit(as_json, data, "\n".join(lines))
+
+    @cli.command("services")
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def services_cmd(ctx, as_json):
+        """List services with their live version."""
+        rows = []
+        for svc in ctx.registry.services():
+            versions = ctx.registry.versions(svc.name)
+            live = next((v for v in versions if v.version == svc.live_version), None)
+            rows.append({"name": svc.name, "id": svc.id, "live_version": svc.live_version,
+                         "versions": len(versions), "digest": live.digest if live else None,
+                         "published_at": live.created_at.isoformat() if live else None,
+                         "message": live.message if live else None})
+        human = "\n".join(f"{r['name']:<24} live v{r['live_version'] or '-'}  ({r['versions']} versions)  "
+                          f"{(r['digest'] or '')[:12]}  {r['message'] or ''}" for r in rows) or "no services"
+        emit(as_json, rows, human)
+
+    @cli.command("versions")
+    @click.argument("name")
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def versions_cmd(ctx, name, as_json):
+        """List the versions of a service."""
+        svc = ctx.registry.service(name)
+        rows = [version_row(v, svc.live_version) for v in ctx.registry.versions(name)]
+        human = "\n".join(
+            f"v{r['version']:<4} {'live   ' if r['live'] else 'retired' if r['retired'] else '       '} "
+            f"{r['digest'][:12]}  {r['published_at'][:19]}  {r['published_by']}  {r['message']}" for r in rows)
+        emit(as_json, rows, human)
+
+    @cli.command("promote")
+    @click.argument("name")
+    @click.argument("version", type=int)
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def promote_cmd(ctx, name, version, as_json):
+        """Make VERSION the live version."""
+        v = ctx.registry.promote(name, version, default_actor())
+        emit(as_json, {"service": name, "live_version": v.version}, f"{name}: version {v.version} is live")
+
+    @cli.command("rollback")
+    @click.argument("name")
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def rollback_cmd(ctx, name, as_json):
+        """Make the previously live version live again."""
+        v = ctx.registry.rollback(name, default_actor())
+        emit(as_json, {"service": name, "live_version": v.version}, f"{name}: rolled back to version {v.version}")
+
+    @cli.command("retire")
+    @click.argument("name")
+    @click.argument("version", type=int)
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def retire_cmd(ctx, name, version, as_json):
+        """Stop VERSION from serving, for good (its record and artifact are kept)."""
+        v = ctx.registry.retire(name, version, default_actor())
+        svc = ctx.registry.service(name)
+        note = "" if svc.live_version is not None else f"; {name} has no live version now"
+        emit(as_json, {"service": name, "version": v.version, "retired": True, "live_version": svc.live_version},
+             f"{name}: version {v.version} retired{note}")
+
+    @cli.group("keys")
+    def keys_group():
+        """API keys."""
+
+    @keys_group.command("regenerate")
+    @click.argument("name")
+    @click.argument("slot", type=click.Choice(["primary", "secondary"]))
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def regenerate_cmd(ctx, name, slot, as_json):
+        """Replace one key; the other keeps working."""
+        key = ctx.registry.regenerate_key(name, slot, default_actor())
+        emit(as_json, {"service": name, "slot": slot, "key": key}, f"{name} {slot} key: {key}")
+
+    @cli.command("diff")
+    @click.argument("name")
+    @click.argument("v1", type=int)
+    @click.argument("v2", type=int)
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def diff_cmd(ctx, name, v1, v2, as_json):
+        """What changed between two versions: files, schema, parameters, limits."""
+        d = diff_versions(ctx.registry, ctx.store, name, v1, v2)
+        lines = [f"{name}: v{v1} -> v{v2}"]
+        for title, key in (("schema", "schema"), ("parameters", "parameters"), ("limits", "limits")):
+            lines += [f"{title}: {item}" for item in d[key]]
+        for member, text in d["files"].items():
+            lines.append(f"--- {member} changed")
+            lines.append(text.rstrip("\n"))
+        if len(lines) == 1:
+            lines.append("no differences")
+        emit(as_json, d, "\n".join(lines))

@@ -1,0 +1,89 @@
+"""What changed between two versions of a service: files, schema, parameters, limits."""
+from __future__ import annotations
+
+import difflib
+import io
+import zipfile
+
+from . import artifact
+from .artifact_store import ArtifactStore
+from .registry import Registry
+
+
+def load_version(registry: Registry, store: ArtifactStore, name: str, number: int) -> artifact.Artifact:
+    record = registry.version(name, number)
+    return artifact.load(store.get(record.digest), record.digest)
+
+
+def _bundle_files(art: artifact.Artifact) -> dict:
+    if art.bundle is None:
+        return {}
+    with zipfile.ZipFile(io.BytesIO(art.bundle)) as z:
+        return {i.filename: z.read(i) for i in z.infolist()}
+
+
+def _text_diff(a: bytes, b: bytes, name_a: str, name_b: str) -> str:
+    try:
+        la, lb = a.decode().splitlines(keepends=True), b.decode().splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return "binary files differ\n"
+    return "".join(difflib.unified_diff(la, lb, name_a, name_b))
+
+
+def _columns(doc) -> dict:
+    return {(port, c["name"]): c for port, spec in doc["inputs"].items() for c in spec["columns"]}
+
+
+def diff_versions(registry: Registry, store: ArtifactStore, name: str, v1: int, v2: int) -> dict:
+    a, b = load_version(registry, store, name, v1), load_version(registry, store, name, v2)
+    files = {}
+    for member in sorted(set(a.members) | set(b.members)):
+        if member in ("schema.json", "bundle.zip"):
+            continue
+        old, new = a.members.get(member), b.members.get(member)
+        if old != new:
+            files[member] = _text_diff(old or b"", new or b"", f"v{v1}/{member}", f"v{v2}/{member}")
+    ba, bb = _bundle_files(a), _bundle_files(b)
+    for member in sorted(set(ba) | set(bb)):
+        if ba.get(member) != bb.get(member):
+            files[f"bundle/{member}"] = _text_diff(ba.get(member, b""), bb.get(member, b""),
+                                                   f"v{v1}/bundle/{member}", f"v{v2}/bundle/{member}")
+    sa, sb = a.schema_document, b.schema_document
+    ca, cb = _columns(sa), _columns(sb)
+    schema = []
+    for key in sorted(set(ca) | set(cb)):
+        port, col = key
+        if key not in ca:
+            schema.append(f"{port}: column '{col}' added ({cb[key]['type']})")
+        elif key not in cb:
+            schema.append(f"{port}: column '{col}' removed")
+        elif ca[key] != cb[key]:
+            changes = [f"{k} {ca[key].get(k)!r} -> {cb[key].get(k)!r}" for k in sorted(set(ca[key]) | set(cb[key]))
+                       if ca[key].get(k) != cb[key].get(k)]
+            schema.append(f"{port}: column '{col}': " + ", ".join(changes))
+    for port in sorted(set(sa["inputs"]) | set(sb["inputs"])):
+        pa, pb = sa["inputs"].get(port), sb["inputs"].get(port)
+        if pa is None or pb is None:
+            schema.append(f"port {port} {'added' if pa is None else 'removed'}")
+            continue
+        for k in ("min_rows", "max_rows", "extra_columns"):
+            if pa[k] != pb[k]:
+                schema.append(f"{port}: {k} {pa[k]!r} -> {pb[k]!r}")
+    if sa["isolation"] != sb["isolation"]:
+        schema.append(f"isolation {sa['isolation']!r} -> {sb['isolation']!r}")
+    params = _dict_changes(sa["parameters"], sb["parameters"])
+    limits = _dict_changes(sa["limits"], sb["limits"])
+    return {"service": name, "from": v1, "to": v2, "files": files, "schema": schema,
+            "parameters": params, "limits": limits}
+
+
+def _dict_changes(a: dict, b: dict) -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k not in a:
+            out.append(f"{k} added: {b[k]!r}")
+        elif k not in b:
+            out.append(f"{k} removed")
+        elif a[k] != b[k]:
+            out.append(f"{k}: {a[k]!r} -> {b[k]!r}")
+    return out

@@ -1,0 +1,9 @@
+"""Alembic environment: always run from code with a connection in ``config.attributes``."""
+from alembic import context
+
+from publisher.registry_tables import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,355 @@
+"""The registry: services, versions, the live pointer, hashed keys and the audit log.
+
+SQLite file by default, PostgreSQL when the URL names one; the schema is made and changed by
+the Alembic migrations in ``publisher/migrations`` only. Every change is one transaction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import api_keys
+from .errors import Conflict, NotFound, PublishError
+from .registry_tables import api_keys as keys_t
+from .registry_tables import audit_log, services, versions
+
+SERVICE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def check_service_name(name: str) -> None:
+    if not SERVICE_NAME.match(name or ""):
+        raise PublishError(f"service name {name!r} is invalid: use 1 to 64 lowercase letters, digits or '-'")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _utc(value):
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceRecord:
+    id: str
+    name: str
+    created_at: dt.datetime
+    live_version: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionRecord:
+    service_id: str
+    service: str
+    version: int
+    digest: str
+    created_at: dt.datetime
+    published_by: str
+    message: str
+    schema_json: str
+    retired_at: dt.datetime | None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    version: VersionRecord
+    created: bool  # False: identical content was already a version (a no-op)
+    live: bool
+    keys: dict | None  # slot -> key, only when the service was just made
+
+
+class Registry:
+    def __init__(self, url: str, migrate: bool = True):
+        self.url = url
+        self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        if self.dialect == "sqlite":
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to run from several processes)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305143)")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self):
+        with self.engine.connect() as conn:
+            conn.execution_options(scorepub_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self):
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- reading --------------------------------------------------------------------
+
+    def service(self, name_or_id: str) -> ServiceRecord:
+        with self._read() as conn:
+            row = conn.execute(select(services).where(
+                (services.c.name == name_or_id) | (services.c.id == name_or_id))).first()
+        if row is None:
+            raise NotFound(f"no service named {name_or_id!r}")
+        return ServiceRecord(row.id, row.name, _utc(row.created_at), row.live_version)
+
+    def services(self) -> list[ServiceRecord]:
+        with self._read() as conn:
+            rows = conn.execute(select(services).order_by(services.c.name)).all()
+        return [ServiceRecord(r.id, r.name, _utc(r.created_at), r.live_version) for r in rows]
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        svc = self.service(name)
+        with self._read() as conn:
+            rows = conn.execute(select(versions).where(versions.c.service_id == svc.id)
+                                .order_by(versions.c.version)).all()
+        return [self._version(svc, r) for r in rows]
+
+    def version(self, name: str, number: int) -> VersionRecord:
+        svc = self.service(name)
+        with self._read() as conn:
+            row = conn.execute(select(versions).where(
+                versions.c.service_id == svc.id, versions.c.version == number)).first()
+        if row is None:
+            raise NotFound(f"service {svc.name!r} has no version {number}")
+        return self._version(svc, row)
+
+    def live(self, name: str) -> tuple[ServiceRecord, VersionRecord | None]:
+        svc = self.service(name)
+        if svc.live_version is None:
+            return svc, None
+        return svc, self.version(svc.name, svc.live_version)
+
+    def key_hashes(self, service_id: str) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(select(keys_t.c.key_hash).where(keys_t.c.service_id == service_id)).scalars())
+
+    def check_key(self, service_id: str, key: str | None) -> bool:
+        if not key:
+            return False
+        return api_keys.matches(key, self.key_hashes(service_id))
+
+    def audit(self, name: str) -> list[dict]:
+        svc = self.service(name)
+        with self._read() as conn:
+            rows = conn.execute(select(audit_log).where(audit_log.c.service_id == svc.id)
+                                .order_by(audit_log.c.id)).all()
+        return [{"at": _utc(r.at).isoformat(), "actor": r.actor, "action": r.action, "version": r.version,
+                 "from_version": r.from_version, "detail": orjson.loads(r.detail)} for r in rows]
+
+    @staticmethod
+    def _version(svc: ServiceRecord, r) -> VersionRecord:
+        return VersionRecord(svc.id, svc.name, r.version, r.digest, _utc(r.created_at), r.published_by,
+                             r.message, r.schema_json, _utc(r.retired_at))
+
+    # -- writing --------------------------------------------------------------------
+
+    def publish(self, name: str, digest: str, schema_json: str, published_by: str, message: str,
+                promote: bool = False, store_artifact=None) -> Published:
+        """Register ``digest`` as the next version of ``name`` (made if new), in one transaction.
+
+        ``store_artifact(version)`` is called inside the transaction once the version number is
+        known, so the archive can record it; if it fails, nothing is registered. Content
+        identical to an existing version makes no new version; with ``promote`` that version
+        goes live (unless retired, which is final).
+        """
+        check_service_name(name)
+        for attempt in range(3):
+            try:
+                return self._publish(name, digest, schema_json, published_by, message, promote, store_artifact)
+            except IntegrityError:
+                # A concurrent publisher made the same new service first; go again as an update.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _publish(self, name, digest, schema_json, published_by, message, promote, store_artifact) -> Published:
+        at = now()
+        with self._write() as conn:
+            row = conn.execute(select(services).where(services.c.name == name)).first()
+            new_keys = None
+            if row is None:
+                service_id = str(uuid.uuid4())
+                conn.execute(insert(services).values(id=service_id, name=name, created_at=at,
+                                                     next_version=1, live_version=None))
+                new_keys = {slot: api_keys.new_key() for slot in api_keys.SLOTS}
+                conn.execute(insert(keys_t), [
+                    {"service_id": service_id, "slot": slot, "key_hash": api_keys.hash_key(k), "created_at": at}
+                    for slot, k in new_keys.items()])
+                self._log(conn, service_id, at, published_by, "create", None, None, {"name": name})
+                live = None
+            else:
+                service_id, live = row.id, row.live_version
+            svc = ServiceRecord(service_id, name, at, live)
+            same = conn.execute(select(versions).where(versions.c.service_id == service_id,
+                                                       versions.c.digest == digest)).first()
+            if same is not None:
+                record = self._version(svc, same)
+                if promote and live != record.version:
+                    if record.retired:
+                        raise Conflict(f"identical to version {record.version} of {name}, which is retired "
+                                       "(a retired version never serves again)")
+                    self._set_live(conn, service_id, at, published_by, "promote", record.version, live)
+                    live = record.version
+                return Published(record, created=False, live=live == record.version, keys=None)
+            number = conn.execute(update(services).where(services.c.id == service_id)
+                                  .values(next_version=services.c.next_version + 1)
+                                  .returning(services.c.next_version)).scalar_one() - 1
+            if store_artifact is not None:
+                store_artifact(number)
+            conn.execute(insert(versions).values(
+                service_id=service_id, version=number, digest=digest, created_at=at,
+                published_by=published_by, message=message, schema_json=schema_json, retired_at=None))
+            self._log(conn, service_id, at, published_by, "publish", number, None,
+                      {"digest": digest, "message": message})
+            goes_live = promote or live is None
+            if goes_live:
+                self._set_live(conn, service_id, at, published_by, "promote", number, live)
+            record = VersionRecord(service_id, name, number, digest, at, published_by, message, schema_json, None)
+            return Published(record, created=True, live=goes_live, keys=new_keys)
+
+    def promote(self, name: str, number: int, actor: str) -> VersionRecord:
+        with self._write() as conn:
+            svc, record = self._locked_version(conn, name, number)
+            if record.retired:
+                raise Conflict(f"version {number} of {name} is retired and cannot go live")
+            if svc.live_version != number:
+                self._set_live(conn, svc.id, now(), actor, "promote", number, svc.live_version)
+        return record
+
+    def rollback(self, name: str, actor: str) -> VersionRecord:
+        """Move the live pointer back to the version that was live before the current one."""
+        with self._write() as conn:
+            svc = self._locked_service(conn, name)
+            if svc.live_version is None:
+                raise Conflict(f"{name} has no live version to roll back from")
+            target = self._previous_live(conn, svc)
+            if target is None:
+                raise Conflict(f"{name} has no earlier live version to roll back to")
+            self._set_live(conn, svc.id, now(), actor, "rollback", target, svc.live_version)
+            row = conn.execute(select(versions).where(versions.c.service_id == svc.id,
+                                                      versions.c.version == target)).one()
+            return self._version(svc, row)
+
+    def retire(self, name: str, number: int, actor: str) -> VersionRecord:
+        """Stop a version from serving for good; retiring the live one leaves no live version."""
+        at = now()
+        with self._write() as conn:
+            svc, record = self._locked_version(conn, name, number)
+            if record.retired:
+                return record
+            conn.execute(update(versions).where(versions.c.service_id == svc.id, versions.c.version == number)
+                         .values(retired_at=at))
+            self._log(conn, svc.id, at, actor, "retire", number, None, {})
+            if svc.live_version == number:
+                conn.execute(update(services).where(services.c.id == svc.id).values(live_version=None))
+        return dataclasses.replace(record, retired_at=at)
+
+    def regenerate_key(self, name: str, slot: str, actor: str) -> str:
+        if slot not in api_keys.SLOTS:
+            raise PublishError(f"key slot must be one of {', '.join(api_keys.SLOTS)}, not {slot!r}")
+        key, at = api_keys.new_key(), now()
+        with self._write() as conn:
+            svc = self._locked_service(conn, name)
+            conn.execute(update(keys_t).where(keys_t.c.service_id == svc.id, keys_t.c.slot == slot)
+                         .values(key_hash=api_keys.hash_key(key), created_at=at))
+            self._log(conn, svc.id, at, actor, "regenerate-key", None, None, {"slot": slot})
+        return key
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _locked_service(self, conn, name) -> ServiceRecord:
+        query = select(services).where(services.c.name == name)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"no service named {name!r}")
+        return ServiceRecord(row.id, row.name, _utc(row.created_at), row.live_version)
+
+    def _locked_version(self, conn, name, number):
+        svc = self._locked_service(conn, name)
+        row = conn.execute(select(versions).where(versions.c.service_id == svc.id,
+                                                  versions.c.version == number)).first()
+        if row is None:
+            raise NotFound(f"service {name!r} has no version {number}")
+        return svc, self._version(svc, row)
+
+    def _set_live(self, conn, service_id, at, actor, action, number, previous):
+        conn.execute(update(services).where(services.c.id == service_id).values(live_version=number))
+        self._log(conn, service_id, at, actor, action, number, previous, {})
+
+    def _previous_live(self, conn, svc) -> int | None:
+        """Replay the live-pointer history as a stack: promote pushes, rollback pops."""
+        rows = conn.execute(select(audit_log.c.action, audit_log.c.version)
+                            .where(audit_log.c.service_id == svc.id,
+                                   audit_log.c.action.in_(("promote", "rollback")))
+                            .order_by(audit_log.c.id)).all()
+        retired = set(conn.execute(select(versions.c.version).where(
+            versions.c.service_id == svc.id, versions.c.retired_at.is_not(None))).scalars())
+        stack: list[int] = []
+        for action, version in rows:
+            if action == "promote":
+                stack.append(version)
+            else:
+                while stack and stack[-1] != version:
+                    stack.pop()
+        # stack[-1] is the current live version; the one below it (not retired) is the target
+        candidates = [v for v in stack[:-1] if v not in retired and v != svc.live_version]
+        return candidates[-1] if candidates else None
+
+    @staticmethod
+    def _log(conn, service_id, at, actor, action, version, from_version, detail):
+        conn.execute(insert(audit_log).values(service_id=service_id, at=at, actor=actor, action=action,
+                                              version=version, from_version=from_version,
+                                              detail=orjson.dumps(detail).decode()))
+
+
+def _sqlite_connect(dbapi_connection, _record):
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn):
+    # Writers take the write lock up front, so two publishers queue instead of deadlocking.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("scorepub_write") else "BEGIN")

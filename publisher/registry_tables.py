@@ -1,0 +1,48 @@
+"""The registry's tables (SQLAlchemy Core). Changes go through Alembic migrations only."""
+from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint)
+
+metadata = MetaData()
+
+services = Table(
+    "services", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_version", Integer, nullable=False),
+    Column("live_version", Integer, nullable=True),
+)
+
+versions = Table(
+    "versions", metadata,
+    Column("service_id", String(36), ForeignKey("services.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_by", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("schema_json", Text, nullable=False),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("service_id", "digest", name="uq_versions_service_digest"),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("service_id", String(36), ForeignKey("services.id"), primary_key=True),
+    Column("slot", String(16), primary_key=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(36), ForeignKey("services.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("from_version", Integer, nullable=True),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_log_service_at", "service_id", "at"),
+)

@@ -1,0 +1,66 @@
+"""All configuration, read once from ``SCOREPUB_*`` environment variables.
+
+Nothing else in scorepub reads the environment for settings: build a :class:`Settings`
+with :meth:`Settings.from_env` at the edge (CLI, app factory) and pass it down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+def _int(env, name, default):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    artifact_dir: Path
+    run_dir: Path
+    # publishing limits
+    max_bundle_bytes: int = 512 * MiB
+    max_bundle_files: int = 10_000
+    # server-wide maxima that cap what a schema.json may ask for
+    max_timeout_s: int = 300
+    max_memory_mb: int = 4096
+    max_concurrent_calls: int = 100
+    max_rows: int = 1_000_000
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8080
+    web_workers: int = 2
+    web_threads: int = 8
+    max_body_bytes: int = 64 * MiB
+    # runtime
+    pool_size: int = 2
+    log_cap_bytes: int = 64 * 1024
+    max_output_bytes: int = 256 * MiB
+    worker_start_timeout_s: int = 120
+
+    @classmethod
+    def from_env(cls, env=None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        home = Path(env.get("SCOREPUB_HOME") or ".scorepub").absolute()
+        values = dict(
+            home=home,
+            database_url=env.get("SCOREPUB_DATABASE_URL") or f"sqlite:///{home / 'registry.sqlite3'}",
+            artifact_dir=Path(env.get("SCOREPUB_ARTIFACT_DIR") or home / "artifacts").absolute(),
+            run_dir=Path(env.get("SCOREPUB_RUN_DIR") or home / "run").absolute(),
+            host=env.get("SCOREPUB_HOST") or cls.host,
+        )
+        for field in dataclasses.fields(cls):
+            if field.type == "int":
+                values[field.name] = _int(env, f"SCOREPUB_{field.name.upper()}", field.default)
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,42 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import atexit
+import logging
+import re
+import uuid
+
+from flask import Flask, g, request
+
+from publisher.settings import Settings
+
+from . import errors
+from .api_native import bp as native_bp
+from .state import AppState
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, template_folder="../templates")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    state = AppState.open(settings)
+    app.extensions["scorepub"] = state
+    atexit.register(state.close)
+
+    @app.before_request
+    def _request_id():
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
+        return response
+
+    errors.register(app)
+    app.register_blueprint(native_bp)
+    logging.getLogger("scorepub").setLevel(logging.INFO)
+    return app

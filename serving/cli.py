@@ -1,0 +1,179 @@
+"""The ``scorepub`` command: the publisher's commands plus score, serve and quickstart."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from publisher.artifact import Artifact
+from publisher.cli import emit, json_option, one_line_errors, pass_ctx, register_publisher_commands
+from publisher.errors import NotFound, PublishError
+from publisher.schema import parse_schema
+
+from . import codecs
+from .errors import ApiError, from_runtime
+from .runtime.dispatcher import Runtime
+from .runtime.errors import RuntimeFailure
+
+
+@click.group()
+@click.version_option(package_name="scorepub")
+def cli():
+    """Publish classic Execute Python Script experiments as scoring web services.
+
+    Configuration comes from SCOREPUB_* environment variables (see the README);
+    SCOREPUB_HOME (default ./.scorepub) holds the embedded registry and artifacts.
+    """
+
+
+def smoke_factory(ctx):
+    """The publish-time smoke call: the sample through the real runtime, in a throwaway pool."""
+
+    def smoke(art: Artifact) -> None:
+        schema = parse_schema(art.schema_document)
+        codec = codecs.for_request("application/json")
+        try:
+            request = codec.decode(art.members["sample.json"], schema, ctx.settings.max_rows)
+        except ApiError as exc:
+            raise PublishError(f"sample.json: {exc.message}") from None
+        runtime = Runtime(ctx.settings, lambda digest: _archive_of(art))
+        try:
+            runtime.call(art.digest, schema, request.inputs, _default_parameters(schema))
+        except RuntimeFailure as exc:
+            where = _last_frame(getattr(exc, "traceback", ""))
+            raise PublishError(f"smoke call with sample.json failed: {exc}{where} "
+                               "(publish with --no-smoke to skip it)") from None
+        finally:
+            runtime.close()
+
+    return smoke
+
+
+def _archive_of(art: Artifact) -> bytes:
+    from publisher import artifact
+
+    return artifact.build(art.service, art.members, art.manifest["environment"], art.manifest["published"])[1]
+
+
+def _default_parameters(schema) -> dict:
+    return {n: p.default for n, p in schema.parameters.items() if p.has_default}
+
+
+def _last_frame(traceback: str) -> str:
+    frames = [line.strip() for line in traceback.splitlines() if line.strip().startswith("File ")]
+    return f" ({frames[-1]})" if frames else ""
+
+
+register_publisher_commands(cli, smoke_factory)
+
+
+@cli.command("score")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--version", "number", type=int, default=None, help="A version other than the live one.")
+@click.option("--details", is_flag=True, help="Also print the output log, plots and timing.")
+@json_option
+@pass_ctx
+@one_line_errors
+def score_cmd(ctx, name, file, number, details, as_json):
+    """Score FILE (.json rows or .csv) locally through the same runtime, without HTTP."""
+    registry = ctx.registry
+    svc = registry.service(name)
+    if number is None:
+        if svc.live_version is None:
+            raise PublishError(f"{name} has no live version")
+        number = svc.live_version
+    version = registry.version(name, number)
+    if version.retired:
+        raise PublishError(f"version {number} of {name} is retired")
+    schema = parse_schema(orjson.loads(version.schema_json))
+    codec = codecs.for_request("text/csv" if file.suffix.lower() == ".csv" else "application/json")
+    runtime = Runtime(ctx.settings, ctx.store.get)
+    try:
+        request = codec.decode(file.read_bytes(), schema, ctx.settings.max_rows)
+        result = runtime.call(version.digest, schema, request.inputs, _default_parameters(schema))
+    except ApiError as exc:
+        raise PublishError(exc.message) from None
+    except (RuntimeFailure, NotFound) as exc:
+        api = from_runtime(exc)
+        detail = api.details[0]["message"] if api.details else ""
+        raise PublishError(f"{api.message} {detail}".strip()) from None
+    finally:
+        runtime.close()
+    if as_json:
+        body, _ = codecs.CODECS[0].encode(result, details, "rows")
+        click.echo(body.decode())
+        return
+    frame = result.output.to_frame()
+    click.echo(frame.to_string(index=False) if len(frame.columns) else "(no columns)")
+    if details:
+        click.echo(f"--- output log ---\n{result.log}" if result.log else "--- output log is empty ---")
+        for plot_name, data in result.plots:
+            click.echo(f"plot: {plot_name} ({len(data)} bytes)")
+        click.echo(f"timing: {result.timing}")
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Address to bind (SCOREPUB_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (SCOREPUB_PORT, default 8080).")
+@click.option("--workers", type=int, default=None, help="Web worker processes (SCOREPUB_WEB_WORKERS).")
+@pass_ctx
+def serve_cmd(ctx, host, port, workers):
+    """Run the HTTP service under gunicorn."""
+    from .server import run
+
+    run(ctx.settings, host=host, port=port, workers=workers)
+
+
+@cli.command("quickstart")
+@click.option("--examples", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("examples"),
+              help="A folder of experiment folders to publish (each published under its folder name).")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@pass_ctx
+@one_line_errors
+def quickstart_cmd(ctx, examples, host, port):
+    """Publish every example, print a key and a curl line for each, then serve."""
+    from publisher.publish import default_actor, publish
+
+    from .server import run
+
+    settings = ctx.settings
+    host = host or settings.host
+    port = port or settings.port
+    url = f"http://{host}:{port}"
+    lines = []
+    for folder in sorted(p for p in examples.iterdir() if (p / "score.py").is_file()):
+        name = folder.name
+        outcome = publish(folder, name, settings=settings, registry=ctx.registry, store=ctx.store,
+                          message="quickstart", promote=True, published_by=default_actor(),
+                          smoke=smoke_factory(ctx))
+        keys = outcome.published.keys
+        if keys:
+            key, slot = keys["primary"], "primary"
+        else:  # keys are stored hashed: give the demo a fresh secondary key, the primary keeps working
+            key, slot = ctx.registry.regenerate_key(name, "secondary", default_actor()), "secondary"
+        sample = _curl_body(folder)
+        lines.append(f"\n{name}  (v{outcome.published.version.version}, {slot} key: {key})\n"
+                     f"  curl -s -X POST {url}/services/{name}/score -H 'Authorization: Bearer {key}' "
+                     f"-H 'Content-Type: application/json' -d '{sample}'")
+    click.echo(f"scorepub serving {len(lines)} example services at {url}" + "".join(lines) + "\n", err=False)
+    sys.stdout.flush()
+    run(settings, host=host, port=port)
+
+
+def _curl_body(folder: Path) -> str:
+    sample = folder / "sample.json"
+    if not sample.is_file():
+        return "[]"
+    return orjson.dumps(orjson.loads(sample.read_bytes())).decode().replace("'", "'\\''")
+
+
+def main() -> None:
+    cli(prog_name="scorepub")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The one error envelope of the HTTP API (http-api.md, "Errors") and the mapping to it."""
+from __future__ import annotations
+
+import logging
+
+import orjson
+from flask import Flask, Response, g
+from werkzeug.exceptions import HTTPException
+
+from publisher.coercion import InputError
+from publisher.errors import ArtifactError, NotFound
+
+from .runtime.errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, ScriptFailed,
+                             WorkerCrashed)
+
+log = logging.getLogger("scorepub.http")
+
+ERROR_0085 = ("Error 0085: The following error occurred during script evaluation, please view the output log "
+              "for more information:\n---------- Start of error message from Python interpreter ----------\n"
+              "{traceback}---------- End of error message from Python interpreter ----------")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: list | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or []
+
+    def response(self) -> Response:
+        body = {"error": {"code": self.code, "message": self.message}}
+        if self.details:
+            body["error"]["details"] = self.details
+        return Response(orjson.dumps(body), status=self.status, mimetype="application/json")
+
+
+def detail(code: str, message: str, target: str | None = None) -> dict:
+    out = {"code": code, "message": message}
+    if target is not None:
+        out["target"] = target
+    return out
+
+
+def bad_argument(code: str, message: str, target: str | None = None) -> ApiError:
+    return ApiError(400, "BadArgument", message, [detail(code, message, target)])
+
+
+def from_input_error(exc: InputError) -> ApiError:
+    return bad_argument(exc.code, exc.message, exc.target)
+
+
+def module_error(traceback: str, message: str) -> ApiError:
+    text = traceback if traceback.endswith("\n") or not traceback else traceback + "\n"
+    return ApiError(400, "ModuleExecutionError", "Module execution encountered an error.",
+                    [detail("Error0085", ERROR_0085.format(traceback=text or message + "\n"), "azureml_main")])
+
+
+def from_runtime(exc: Exception) -> ApiError:
+    """Map a runtime failure to its status and code (http-api.md's table)."""
+    if isinstance(exc, ScriptFailed):
+        return module_error(exc.traceback, str(exc))
+    if isinstance(exc, OutputTooLarge):
+        return ApiError(400, "ModuleExecutionError", str(exc), [detail("OutputTooLarge", str(exc))])
+    if isinstance(exc, CallTimedOut):
+        return ApiError(504, "GatewayTimeout", str(exc), [detail("BackendScoreTimeout", str(exc))])
+    if isinstance(exc, MemoryExceeded):
+        return ApiError(413, "MemoryQuotaViolation", str(exc))
+    if isinstance(exc, NoWorkerAvailable):
+        return ApiError(503, "ServiceUnavailable", str(exc), [detail("WorkersBusy", str(exc))])
+    if isinstance(exc, WorkerCrashed):
+        return internal(str(exc))
+    if isinstance(exc, NotFound):
+        return ApiError(404, "NotFound", str(exc))
+    if isinstance(exc, ArtifactError):
+        log.error("artifact problem: %s", exc)
+        return internal("the service's artifact could not be loaded")
+    raise exc
+
+
+def internal(what: str) -> ApiError:
+    rid = getattr(g, "request_id", "-")
+    return ApiError(500, "InternalError", f"{what} (request id {rid})")
+
+
+_HTTP_CODES = {400: "BadArgument", 401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed",
+               413: "RequestTooLarge", 415: "UnsupportedMediaType", 429: "RequestThrottled"}
+
+
+def register(app: Flask) -> None:
+    """Every error, whatever raised it, leaves as the JSON envelope: never an HTML page."""
+
+    @app.errorhandler(ApiError)
+    def _api(exc: ApiError):
+        return exc.response()
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        code = _HTTP_CODES.get(exc.code, "InternalError" if (exc.code or 500) >= 500 else "BadArgument")
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"The request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes."
+        return ApiError(exc.code or 500, code, message).response()
+
+    @app.errorhandler(Exception)
+    def _any(exc: Exception):
+        log.exception("unhandled error")
+        return internal("an internal error occurred").response()

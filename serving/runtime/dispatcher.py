@@ -1,0 +1,91 @@
+"""The runtime's front door: find (or start) the pool of a version and run one call on it."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import threading
+import time
+from typing import Callable
+
+from publisher import artifact
+from publisher.schema import ServiceSchema
+from publisher.table import Table
+
+from . import messages
+from .errors import MemoryExceeded, OutputTooLarge, ScriptFailed, WorkerCrashed
+from .pool import Pool
+
+
+@dataclasses.dataclass
+class CallResult:
+    output: Table
+    log: str
+    log_truncated: bool
+    plots: list  # [(file name, PNG bytes)]
+    notes: list
+    timing: dict
+
+    def plots_base64(self) -> list[dict]:
+        return [{"name": n, "data": base64.b64encode(b).decode("ascii")} for n, b in self.plots]
+
+
+class Runtime:
+    """Pools keyed by artifact digest, made on first use, shared by the threads of one process."""
+
+    def __init__(self, settings, fetch_artifact: Callable[[str], bytes]):
+        self.settings = settings
+        self.fetch_artifact = fetch_artifact
+        self.pools: dict[str, Pool] = {}
+        self.lock = threading.Lock()
+
+    def pool(self, digest: str, schema: ServiceSchema) -> Pool:
+        pool = self.pools.get(digest)
+        if pool is not None:
+            return pool
+        with self.lock:
+            pool = self.pools.get(digest)
+            if pool is None:
+                data = self.fetch_artifact(digest)
+                artifact.load(data, digest)  # refuse a damaged artifact before any worker starts
+                pool = Pool(digest, data, len(schema.inputs), schema.isolation, self.settings.pool_size,
+                            self.settings)
+                self.pools[digest] = pool
+        return pool
+
+    def call(self, digest: str, schema: ServiceSchema, inputs: list[Table], parameters: dict) -> CallResult:
+        started = time.perf_counter()
+        limits = schema.limits.capped(self.settings)
+        blobs: list = []
+        header = {"op": "call", "id": 1, "inputs": [messages.encode_table(t, blobs) for t in inputs],
+                  "parameters": parameters}
+        pool = self.pool(digest, schema)
+        reply, out, timing = pool.call(header, blobs, timeout=limits.timeout_s, wait_s=limits.timeout_s)
+        if reply.get("op") != "result":
+            raise WorkerCrashed("the worker sent an unexpected message")
+        log_text = reply.get("log") if isinstance(reply.get("log"), str) else ""
+        error = reply.get("error")
+        if error is not None:
+            kind = error.get("kind") if isinstance(error, dict) else None
+            message = str(error.get("message", "")) if isinstance(error, dict) else ""
+            if kind == "memory":
+                raise MemoryExceeded(f"the script went over the service's memory limit of {limits.memory_mb} MB")
+            if kind == "output_too_large":
+                raise OutputTooLarge(message)
+            raise ScriptFailed(message, str(error.get("traceback", "")), log_text)
+        output = messages.decode_table(reply.get("output"), out)
+        plots = []
+        for p in reply.get("plots") or []:
+            try:
+                plots.append((str(p["name"]), bytes(out[p["blob"]])))
+            except (KeyError, IndexError, TypeError):
+                raise WorkerCrashed("the worker sent a malformed plot entry") from None
+        timing = {**timing, **(reply.get("timing") or {}),
+                  "total_ms": round((time.perf_counter() - started) * 1000, 3)}
+        notes = [str(n) for n in reply.get("notes") or []]
+        return CallResult(output, log_text, bool(reply.get("log_truncated")), plots, notes, timing)
+
+    def close(self) -> None:
+        with self.lock:
+            pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
+            pool.close()

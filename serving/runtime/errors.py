@@ -1,0 +1,35 @@
+"""How a call can fail in the runtime. The HTTP layer maps each to a status and error code."""
+
+
+class RuntimeFailure(Exception):
+    """Base class; ``str()`` is a message fit for the caller."""
+
+
+class ScriptFailed(RuntimeFailure):
+    """The script raised, or returned something that is not a DataFrame (Error 0085)."""
+
+    def __init__(self, message: str, traceback: str = "", log: str = "", at_load: bool = False):
+        super().__init__(message)
+        self.traceback = traceback
+        self.log = log
+        self.at_load = at_load
+
+
+class CallTimedOut(RuntimeFailure):
+    """The call ran past the service's ``timeout_s``; its worker was killed."""
+
+
+class MemoryExceeded(RuntimeFailure):
+    """The worker went over the service's ``memory_mb``."""
+
+
+class WorkerCrashed(RuntimeFailure):
+    """The worker died (a signal, an exit) or broke the wire protocol."""
+
+
+class OutputTooLarge(RuntimeFailure):
+    """The returned table (or log and plots) is larger than the runtime accepts."""
+
+
+class NoWorkerAvailable(RuntimeFailure):
+    """Every worker stayed busy (or failed to start) for as long as the caller could wait."""

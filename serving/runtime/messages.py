@@ -1,0 +1,137 @@
+"""The wire between the web process and a worker: framed messages over a socketpair.
+
+A frame is ``u32 header length | u32 blob count | header (JSON) | (u64 length | bytes) * n``.
+The header is a JSON object; blobs carry bulk data: numeric columns as raw little-endian
+NumPy buffers, text columns as JSON arrays, PNG files as they are. Nothing is pickled, and
+every length is checked against a cap before it is read, so a misbehaving worker can neither
+run code in the parent nor make it allocate without bound.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+import numpy as np
+import orjson
+
+from publisher.table import Column, Table
+
+_HEAD = struct.Struct("<II")
+_BLOB = struct.Struct("<Q")
+MAX_HEADER = 16 * 1024 * 1024
+_RAW = {"integer": "<i8", "double": "<f8", "boolean": "?", "datetime": "<i8"}
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a well-formed frame (or closed the channel)."""
+
+
+class FrameTooLarge(ProtocolError):
+    def __init__(self, size: int, cap: int):
+        super().__init__(f"{size} bytes is over the limit of {cap} bytes")
+        self.size, self.cap = size, cap
+
+
+def send(sock: socket.socket, header: dict, blobs=()) -> None:
+    head = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    parts = [_HEAD.pack(len(head), len(blobs)), head]
+    for blob in blobs:
+        parts.append(_BLOB.pack(len(blob)))
+        parts.append(blob)
+    if sum(map(len, parts)) < (1 << 20):
+        sock.sendall(b"".join(parts))
+    else:  # large buffers go out as they are, without a joined copy
+        for part in parts:
+            sock.sendall(part)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytearray:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise ProtocolError("channel closed")
+        got += n
+    return buf
+
+
+def recv(sock: socket.socket, max_bytes: int) -> tuple[dict, list[bytearray]]:
+    """Read one frame; ``max_bytes`` caps the sum of its blobs."""
+    head_len, n_blobs = _HEAD.unpack(_recv_exact(sock, _HEAD.size))
+    if head_len > MAX_HEADER:
+        raise FrameTooLarge(head_len, MAX_HEADER)
+    if n_blobs > 100_000:
+        raise ProtocolError(f"{n_blobs} blobs in one frame")
+    try:
+        header = orjson.loads(_recv_exact(sock, head_len))
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not an object")
+    blobs, total = [], 0
+    for _ in range(n_blobs):
+        (size,) = _BLOB.unpack(_recv_exact(sock, _BLOB.size))
+        total += size
+        if total > max_bytes:
+            raise FrameTooLarge(total, max_bytes)
+        blobs.append(_recv_exact(sock, size))
+    return header, blobs
+
+
+# -- tables ------------------------------------------------------------------------------
+
+def encode_table(table: Table, blobs: list) -> dict:
+    """Describe ``table`` in a header dict, appending its buffers to ``blobs``."""
+    cols = []
+    for c in table.columns:
+        entry = {"name": c.name, "type": c.type, "nullable": c.nullable, "label": c.label}
+        if c.type in _RAW:
+            entry["data"] = len(blobs)
+            blobs.append(np.ascontiguousarray(c.data, dtype=_RAW[c.type]).data.cast("B"))
+            if c.mask is not None:
+                entry["mask"] = len(blobs)
+                blobs.append(np.ascontiguousarray(c.mask, dtype="?").data.cast("B"))
+        else:
+            entry["data"] = len(blobs)
+            blobs.append(orjson.dumps(c.data.tolist(), option=orjson.OPT_SERIALIZE_NUMPY))
+        cols.append(entry)
+    return {"n_rows": table.n_rows, "columns": cols}
+
+
+def decode_table(desc, blobs: list) -> Table:
+    """Rebuild a table from a header entry; raise ProtocolError on anything inconsistent."""
+    try:
+        n = desc["n_rows"]
+        if not isinstance(n, int) or n < 0:
+            raise ProtocolError("bad row count")
+        columns = []
+        for entry in desc["columns"]:
+            name, type_ = entry["name"], entry["type"]
+            if not isinstance(name, str):
+                raise ProtocolError("column name is not a string")
+            if type_ in _RAW:
+                data = np.frombuffer(blobs[entry["data"]], dtype=_RAW[type_])
+                mask = np.frombuffer(blobs[entry["mask"]], dtype="?") if entry.get("mask") is not None else None
+                if mask is not None and len(mask) != n:
+                    raise ProtocolError(f"column {name!r}: mask length")
+            elif type_ in ("string", "json"):
+                values = orjson.loads(blobs[entry["data"]])
+                if not isinstance(values, list):
+                    raise ProtocolError(f"column {name!r}: not a list")
+                data = np.empty(len(values), dtype=object)
+                data[:] = values
+                mask = None
+                if type_ == "string" and not all(v is None or isinstance(v, str) for v in values):
+                    raise ProtocolError(f"column {name!r}: not all strings")
+            else:
+                raise ProtocolError(f"column {name!r}: unknown type {type_!r}")
+            if len(data) != n:
+                raise ProtocolError(f"column {name!r}: {len(data)} values for {n} rows")
+            label = entry.get("label")
+            columns.append(Column(name, type_, data, mask, bool(entry.get("nullable")),
+                                  label if isinstance(label, str) else None))
+        return Table(columns, n)
+    except (KeyError, IndexError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        raise ProtocolError(f"malformed table ({exc})") from None

@@ -1,0 +1,257 @@
+"""The loop inside a worker process: load one artifact, then run calls as they come.
+
+Started by the pool as ``python -m serving.runtime.worker FD`` with a fresh interpreter (so
+nothing of the web process is shared but the socket FD). Protocol, in order:
+init (artifact bytes) -> ready | load_failed, then call -> result, until the socket closes.
+"""
+from __future__ import annotations
+
+import contextlib
+import linecache
+import os
+import shutil
+import socket
+import sys
+import sysconfig
+import time
+import traceback
+import types
+from pathlib import Path
+
+LOG_NAME = "output.log"
+MAX_PLOT_BYTES = 32 * 1024 * 1024
+
+
+class Worker:
+    def __init__(self, sock: socket.socket, init: dict, artifact_bytes: bytes):
+        self.sock = sock
+        self.digest = init["digest"]
+        self.workdir = Path(init["workdir"])
+        self.log_cap = int(init["log_cap"])
+        self.max_output = int(init["max_output_bytes"])
+        self.n_ports = int(init["n_ports"])
+        self.calls = 0
+        self.artifact_bytes = artifact_bytes
+
+    # -- loading ----------------------------------------------------------------------
+
+    def load(self) -> None:
+        from publisher import artifact, bundle
+
+        art = artifact.load(self.artifact_bytes, self.digest)  # refuses a mismatch
+        del self.artifact_bytes
+        bundle_dir = self.workdir / "Script Bundle"
+        if art.bundle is not None:
+            bundle.unpack(art.bundle, bundle_dir)
+        else:
+            bundle_dir.mkdir()
+        os.environ["SCRIPT_BUNDLE"] = str(bundle_dir)
+        sys.path.insert(0, str(bundle_dir))
+        source = art.score_py.decode("utf-8", "replace")
+        linecache.cache["score.py"] = (len(source), None, source.splitlines(True), "score.py")
+        module = types.ModuleType("score")
+        module.__file__ = "score.py"
+        module.azureml_parameters = {}
+        sys.modules["score"] = module
+        code = compile(art.score_py, "score.py", "exec")
+        os.chdir(self.workdir)
+        exec(code, module.__dict__)
+        fn = getattr(module, "azureml_main", None)
+        if not callable(fn):
+            raise TypeError("score.py defines no callable azureml_main")
+        _check_arity(fn, self.n_ports)
+        self.module, self.fn = module, fn
+
+    # -- calls ------------------------------------------------------------------------
+
+    def run_call(self, header: dict, blobs: list) -> tuple[dict, list]:
+        from serving.runtime import messages
+        from serving.runtime.output import ReturnValueError, translate
+
+        self.calls += 1
+        started = time.perf_counter()
+        frames = [messages.decode_table(t, blobs).to_frame() for t in header["inputs"]]
+        self.module.azureml_parameters = dict(header.get("parameters") or {})
+        calldir = self.workdir / "calls" / str(self.calls)
+        calldir.mkdir(parents=True)
+        os.chdir(calldir)
+        reply: dict = {"op": "result", "id": header["id"]}
+        out_blobs: list = []
+        try:
+            with _capture(self.workdir / LOG_NAME):
+                t0 = time.perf_counter()
+                try:
+                    returned = self.fn(*frames)
+                    script_ms = (time.perf_counter() - t0) * 1000
+                    table, notes = translate(returned)
+                except ReturnValueError as exc:
+                    reply["error"] = {"kind": "return", "message": str(exc)}
+                except MemoryError:
+                    reply["error"] = {"kind": "memory", "message": "the script ran out of memory"}
+                except BaseException as exc:  # noqa: BLE001 - anything the script raises is its result
+                    reply["error"] = {"kind": "script", "message": f"{type(exc).__name__}: {exc}"[:2000],
+                                      "traceback": clean_traceback(exc, self.workdir)}
+            reply["log"], reply["log_truncated"] = _read_log(self.workdir / LOG_NAME, self.log_cap)
+            if "error" not in reply:
+                reply["output"] = messages.encode_table(table, out_blobs)
+                reply["notes"] = notes
+                reply["plots"] = _collect_plots(calldir, out_blobs)
+                size = sum(len(b) for b in out_blobs)
+                if size > self.max_output:
+                    out_blobs = []
+                    reply.pop("output"), reply.pop("plots")
+                    reply["error"] = {"kind": "output_too_large",
+                                      "message": f"the output is {size} bytes; the limit is {self.max_output}"}
+                reply["timing"] = {"script_ms": round(script_ms, 3),
+                                   "worker_ms": round((time.perf_counter() - started) * 1000, 3)}
+        finally:
+            os.chdir(self.workdir)
+            shutil.rmtree(calldir, ignore_errors=True)
+        return reply, out_blobs
+
+    def serve(self) -> None:
+        from serving.runtime import messages
+
+        while True:
+            try:
+                header, blobs = messages.recv(self.sock, max_bytes=1 << 40)
+            except messages.ProtocolError:
+                return  # the parent closed the channel: exit quietly
+            if header.get("op") != "call":
+                return
+            reply, out = self.run_call(header, blobs)
+            messages.send(self.sock, reply, out)
+
+
+def _check_arity(fn, n_ports: int) -> None:
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*([None] * n_ports))
+    except TypeError as exc:
+        raise TypeError(f"azureml_main cannot be called with {n_ports} positional argument(s): {exc}") from None
+
+
+@contextlib.contextmanager
+def _capture(path: Path):
+    """Send fds 1 and 2 (Python's and C's writes alike) to ``path`` for the duration."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _read_log(path: Path, cap: int) -> tuple[str, bool]:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(cap)
+    except FileNotFoundError:
+        return "", False
+    text = data.decode("utf-8", "replace")
+    if size > cap:
+        text += f"\n[output log truncated: {size} bytes written, the first {cap} kept]\n"
+        return text, True
+    return text, False
+
+
+def _collect_plots(calldir: Path, blobs: list) -> list:
+    plots, total = [], 0
+    for path in sorted(calldir.glob("*.png")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        total += len(data)
+        if total > MAX_PLOT_BYTES:
+            break
+        plots.append({"name": path.name, "blob": len(blobs)})
+        blobs.append(data)
+    return plots
+
+
+def clean_traceback(exc: BaseException, workdir: Path) -> str:
+    """The script's traceback, from its own frames down, with no host paths in it."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != "score.py" and \
+            not tb.tb_frame.f_code.co_filename.startswith(str(workdir)):
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    return scrub_paths(text, workdir)
+
+
+def scrub_paths(text: str, workdir: Path) -> str:
+    replacements = [(str(workdir) + os.sep, "")]
+    paths = sysconfig.get_paths()
+    for key, label in (("purelib", "<site-packages>"), ("platlib", "<site-packages>"),
+                       ("stdlib", "<stdlib>"), ("platstdlib", "<stdlib>")):
+        if paths.get(key):
+            replacements.append((paths[key], label))
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        replacements.append((prefix, "<python>"))
+    for old, new in sorted(replacements, key=lambda r: -len(r[0])):
+        text = text.replace(old, new)
+    return text
+
+
+def main(argv=None) -> int:
+    from serving.runtime import messages
+
+    try:
+        return _run(argv)
+    except (OSError, messages.ProtocolError):
+        return 0  # the parent went away (a pool closing while this worker started): nothing to report
+
+
+def _run(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from serving.runtime import messages
+
+    sock = socket.socket(fileno=int(argv[0]))
+    header, blobs = messages.recv(sock, max_bytes=1 << 40)
+    worker = Worker(sock, header, bytes(blobs[0]))
+    t0 = time.perf_counter()
+    log_path = worker.workdir / LOG_NAME
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    except ImportError:
+        pass
+    try:
+        with _capture(log_path):
+            worker.load()
+    except BaseException as exc:  # noqa: BLE001 - report any load failure to the parent
+        log, _ = _read_log(log_path, worker.log_cap)
+        messages.send(sock, {"op": "load_failed", "message": f"{type(exc).__name__}: {exc}"[:2000],
+                             "traceback": clean_traceback(exc, worker.workdir), "log": log})
+        return 3
+    log, _ = _read_log(log_path, worker.log_cap)
+    messages.send(sock, {"op": "ready", "pid": os.getpid(), "load_ms": round((time.perf_counter() - t0) * 1000, 1),
+                         "log": log})
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Run the app under gunicorn, configured from :class:`~publisher.settings.Settings`."""
+from __future__ import annotations
+
+import dataclasses
+
+from gunicorn.app.base import BaseApplication
+
+from publisher.registry import Registry
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, settings, options: dict):
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app(self.settings)
+
+
+def run(settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
+    settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port,
+                                   web_workers=workers or settings.web_workers)
+    Registry(settings.database_url).dispose()  # migrate once, before the workers start
+    options = {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.web_workers,
+        "worker_class": "gthread",
+        "threads": settings.web_threads,
+        # a script may legitimately run up to the server's maximum timeout
+        "timeout": settings.max_timeout_s + 30,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "scorepub",
+    }
+    _Gunicorn(settings, options).run()
