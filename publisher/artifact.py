@@ -97,15 +97,19 @@ def load(data: bytes, expected_digest: str) -> Artifact:
             manifest = orjson.loads(z.read(MANIFEST))
             listed = manifest["members"]
             members = {name: z.read(name) for name in listed}
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
+            expected = {name: (entry["sha256"], entry["size"]) for name, entry in listed.items()}
+            unlisted = sorted(set(z.namelist()) - set(listed) - {MANIFEST})
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
         raise ArtifactError(f"artifact {expected_digest[:12]} is unreadable ({exc})") from None
+    if unlisted:
+        raise ArtifactError(f"artifact {expected_digest[:12]} has an unexpected member {unlisted[0]!r}")
     hashes = {}
     for name, data_ in members.items():
         if name not in CONTENT_MEMBERS:
             raise ArtifactError(f"artifact {expected_digest[:12]} has an unexpected member {name!r}")
         hashes[name] = sha256(data_)
-        if hashes[name] != listed[name]["sha256"]:
-            raise ArtifactError(f"artifact {expected_digest[:12]}: member {name} does not match its sha256")
+        if (hashes[name], len(data_)) != expected[name]:
+            raise ArtifactError(f"artifact {expected_digest[:12]}: member {name} does not match its sha256 and size")
     digest = content_digest(manifest.get("service", ""), dict(sorted(hashes.items())))
     if digest != expected_digest or manifest.get("digest") != expected_digest:
         raise ArtifactError(f"artifact does not match its digest (expected {expected_digest}, content is {digest})")

@@ -30,7 +30,7 @@ class FolderArtifactStore:
         self.root = Path(root)
 
     def path(self, digest: str) -> Path:
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise ArtifactError(f"not a sha256 digest: {digest!r}")
         return self.root / digest[:2] / f"{digest}.zip"
 

@@ -9,6 +9,7 @@ import io
 import os
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from .errors import BundleError
@@ -47,7 +48,7 @@ def normalize_zip(data: bytes, max_bytes: int, max_files: int) -> bytes:
                 raise BundleError(f"bundle: entry '{info.filename}' is a symbolic link")
             if info.is_dir() or not name:
                 continue
-            if mode and not stat.S_ISREG(mode):
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # many zips store no file type
                 raise BundleError(f"bundle: entry '{info.filename}' is not a regular file")
             members.append((name, info))
         if len(members) > max_files:
@@ -56,6 +57,11 @@ def normalize_zip(data: bytes, max_bytes: int, max_files: int) -> bytes:
         if len(set(names)) != len(names):
             dupe = next(n for n in names if names.count(n) > 1)
             raise BundleError(f"bundle: entry '{dupe}' appears twice")
+        taken = set(names)
+        for name in names:
+            clash = next((str(p) for p in PurePosixPath(name).parents if str(p) in taken), None)
+            if clash:
+                raise BundleError(f"bundle: entry '{name}' is inside '{clash}', which is a file")
         files = []
         total = 0
         for name, info in sorted(members, key=lambda m: m[0]):
@@ -69,7 +75,7 @@ def normalize_zip(data: bytes, max_bytes: int, max_files: int) -> bytes:
                         chunks.append(chunk)
             except BundleError:
                 raise
-            except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
                 raise BundleError(f"bundle: entry '{info.filename}' is damaged ({exc})") from None
             files.append((name, b"".join(chunks)))
     return _write_zip(files)

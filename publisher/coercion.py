@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import operator
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,8 @@ MISSING = object()  # a row that lacks the column's key
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
+# pandas also reads "now", "today", "" and "NaT": only values that start with a date go the fast way
+_ISO_DATE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class InputError(Exception):
@@ -108,9 +111,12 @@ def _cell_datetime(v):
         ts = pd.Timestamp(_dt.datetime.fromisoformat(v.strip()))
     except ValueError:
         raise CellError("is not an ISO 8601 date-time") from None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(ts.as_unit("ns").value)
+    try:
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return int(ts.as_unit("ns").value)
+    except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise CellError("is outside the datetime range (years 1677 to 2262)") from None
 
 
 _CELL = {
@@ -143,11 +149,13 @@ def _fast(type_: str, values: list, kinds: set):
     if type_ == "boolean" and kinds <= {bool}:
         return np.array(values, dtype=bool)
     if type_ == "datetime" and kinds <= {str}:
-        try:
-            idx = pd.to_datetime(values, utc=True, format="ISO8601")
-        except (ValueError, TypeError, OverflowError):
+        if not all(_ISO_DATE.match(v) for v in values if v is not None):
             return None
-        return np.asarray(idx.tz_convert(None).as_unit("ns").asi8, dtype=np.int64)
+        try:
+            idx = pd.to_datetime(values, utc=True, format="ISO8601").tz_convert(None).as_unit("ns")
+        except (ValueError, TypeError, OverflowError):  # e.g. out of the ns range: the slow path names it
+            return None
+        return np.asarray(idx.asi8, dtype=np.int64)
     return None
 
 

@@ -269,5 +269,8 @@ def infer_schema(sample: dict) -> ServiceSchema:
             type_ = "double"
         else:
             type_ = "string"
-        columns.append({"name": name, "type": type_, "nullable": None in values or len(values) < len(rows)})
+        column = {"name": name, "type": type_, "nullable": None in values}
+        if any(name not in r for r in rows):
+            column["default"] = None  # some sample rows leave it out: so may a request
+        columns.append(column)
     return parse_schema({"inputs": {"input1": {"columns": columns}}}, source="inferred schema")

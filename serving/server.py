@@ -17,6 +17,10 @@ class _Gunicorn(BaseApplication):
     def load_config(self):
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25 opens a control socket in $HOME by default; scorepub does not use it,
+            # and two servers on one machine would fight over the one path
+            self.cfg.set("control_socket_disable", True)
 
     def load(self):
         from .app import create_app

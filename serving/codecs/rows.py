@@ -42,7 +42,9 @@ class RowsCodec:
         try:
             envelope(ports).load(document)
         except ValidationError as exc:
-            target, problems = next(iter(exc.messages.items()))
+            # a misnamed port shows as one unknown and one missing key: name the unknown one
+            items = sorted(exc.messages.items(), key=lambda kv: kv[1] != ["Unknown field."])
+            target, problems = items[0]
             problem = problems[0] if isinstance(problems, list) else str(problems)
             if problem == "Unknown field.":
                 raise bad_argument("UnexpectedInput", f"'{target}' is not an input of this service "

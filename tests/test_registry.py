@@ -1,0 +1,184 @@
+"""The registry (publishing.md, "The registry"), on SQLite and on PostgreSQL."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from publisher import api_keys
+from publisher.errors import Conflict, NotFound, PublishError
+from publisher.registry import Registry
+from publisher.registry_tables import api_keys as keys_table
+
+D = [c * 64 for c in "abcdef0123456789"]
+
+
+def publish(registry, digest, name="svc", promote=False, message="m"):
+    return registry.publish(name, digest, "{}", "tester", message, promote=promote)
+
+
+def test_migrations_create_every_table_and_are_idempotent(registry, database_url):
+    tables = set(inspect(registry.engine).get_table_names())
+    assert {"services", "versions", "api_keys", "audit_log", "alembic_version"} <= tables
+    Registry(database_url).dispose()  # a second open migrates nothing and does not fail
+    with registry.engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+
+
+def test_first_version_goes_live_and_prints_two_keys_once(registry):
+    first = publish(registry, D[0])
+    assert first.version.version == 1 and first.live and first.created
+    assert set(first.keys) == {"primary", "secondary"} and first.keys["primary"] != first.keys["secondary"]
+    second = publish(registry, D[1])
+    assert second.version.version == 2 and not second.live and second.keys is None
+    assert registry.service("svc").live_version == 1
+
+
+def test_service_has_a_stable_uuid_and_is_found_by_name_or_id(registry):
+    svc_id = publish(registry, D[0]).version.service_id
+    assert registry.service(svc_id).name == "svc"
+    publish(registry, D[1])
+    assert registry.service("svc").id == svc_id
+
+
+def test_keys_are_stored_only_as_hashes(registry):
+    keys = publish(registry, D[0]).keys
+    with registry.engine.connect() as conn:
+        stored = [r.key_hash for r in conn.execute(select(keys_table))]
+    assert sorted(stored) == sorted(api_keys.hash_key(k) for k in keys.values())
+    assert not set(keys.values()) & set(stored)
+    svc = registry.service("svc")
+    assert registry.check_key(svc.id, keys["primary"]) and registry.check_key(svc.id, keys["secondary"])
+    assert not registry.check_key(svc.id, "wrong") and not registry.check_key(svc.id, None)
+
+
+def test_regenerating_one_key_keeps_the_other(registry):
+    keys = publish(registry, D[0]).keys
+    svc = registry.service("svc")
+    new = registry.regenerate_key("svc", "secondary", "tester")
+    assert not registry.check_key(svc.id, keys["secondary"])
+    assert registry.check_key(svc.id, new) and registry.check_key(svc.id, keys["primary"])
+    with pytest.raises(PublishError, match="slot"):
+        registry.regenerate_key("svc", "tertiary", "tester")
+
+
+def test_a_key_of_another_service_is_refused(registry):
+    keys_a = publish(registry, D[0], name="a").keys
+    publish(registry, D[1], name="b")
+    assert not registry.check_key(registry.service("b").id, keys_a["primary"])
+
+
+def test_identical_content_makes_no_new_version(registry):
+    publish(registry, D[0])
+    publish(registry, D[1])
+    again = publish(registry, D[0])
+    assert not again.created and again.version.version == 1
+    assert [v.version for v in registry.versions("svc")] == [1, 2]
+    promoted = publish(registry, D[1], promote=True)
+    assert not promoted.created and promoted.live and registry.service("svc").live_version == 2
+
+
+def test_promote_rollback_retire(registry):
+    for d in D[:3]:
+        publish(registry, d)
+    registry.promote("svc", 2, "t")
+    registry.promote("svc", 3, "t")
+    assert registry.rollback("svc", "t").version == 2
+    assert registry.rollback("svc", "t").version == 1
+    with pytest.raises(Conflict, match="no earlier live version"):
+        registry.rollback("svc", "t")
+    registry.promote("svc", 3, "t")
+    registry.retire("svc", 1, "t")
+    with pytest.raises(Conflict, match="retired"):
+        registry.promote("svc", 1, "t")
+    assert registry.version("svc", 1).retired
+    # rollback skips a retired version
+    registry.promote("svc", 2, "t")
+    registry.promote("svc", 3, "t")
+    assert registry.rollback("svc", "t").version == 2
+
+
+def test_retiring_the_live_version_leaves_none_live_and_keeps_the_record(registry):
+    publish(registry, D[0])
+    registry.retire("svc", 1, "t")
+    svc, live = registry.live("svc")
+    assert svc.live_version is None and live is None
+    assert registry.version("svc", 1).digest == D[0]
+    with pytest.raises(Conflict, match="retired"):
+        publish(registry, D[0], promote=True)
+
+
+def test_versions_are_never_reused(registry):
+    publish(registry, D[0])
+    publish(registry, D[1])
+    registry.retire("svc", 2, "t")
+    assert publish(registry, D[2]).version.version == 3
+
+
+def test_unknown_service_and_version(registry):
+    with pytest.raises(NotFound):
+        registry.service("nope")
+    publish(registry, D[0])
+    with pytest.raises(NotFound):
+        registry.version("svc", 9)
+    with pytest.raises(NotFound):
+        registry.promote("svc", 9, "t")
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "has space", "a" * 65, "under_score", "dot.name"])
+def test_service_names_are_checked(registry, name):
+    with pytest.raises(PublishError, match="service name"):
+        publish(registry, D[0], name=name)
+
+
+def test_every_change_is_in_the_audit_log(registry):
+    publish(registry, D[0])
+    publish(registry, D[1])
+    registry.promote("svc", 2, "alice")
+    registry.rollback("svc", "bob")
+    registry.retire("svc", 2, "carol")
+    registry.regenerate_key("svc", "primary", "dave")
+    actions = [(e["action"], e["version"], e["actor"]) for e in registry.audit("svc")]
+    assert actions == [("create", None, "tester"), ("publish", 1, "tester"), ("promote", 1, "tester"),
+                       ("publish", 2, "tester"), ("promote", 2, "alice"), ("rollback", 1, "bob"),
+                       ("retire", 2, "carol"), ("regenerate-key", None, "dave")]
+
+
+def test_a_failing_artifact_write_registers_nothing(registry):
+    publish(registry, D[0])
+
+    def fail(version):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        registry.publish("svc", D[1], "{}", "t", "m", store_artifact=fail)
+    assert [v.version for v in registry.versions("svc")] == [1]
+    assert publish(registry, D[1]).version.version == 2  # the number was not burnt either
+
+
+_PUBLISHER = """
+import sys
+from publisher.registry import Registry
+reg = Registry(sys.argv[1])
+out = []
+for digest in sys.argv[2:]:
+    out.append(str(reg.publish("race", digest, "{}", "p", "m").version.version))
+print(",".join(out))
+"""
+
+
+def test_concurrent_publishers_never_get_the_same_version(database_url):
+    Registry(database_url).dispose()
+    procs = [subprocess.Popen([sys.executable, "-c", _PUBLISHER, database_url, *[f"{i:x}{j:063x}" for j in range(5)]],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    numbers = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        numbers += [int(n) for n in out.strip().split(",")]
+    assert sorted(numbers) == list(range(1, 21))
+    reg = Registry(database_url)
+    assert len(reg.versions("race")) == 20 and reg.service("race").live_version is not None
+    reg.dispose()
