@@ -72,6 +72,8 @@ def _cell_integer(v):
         raise CellError("is not an integer")
     if isinstance(v, str):
         try:
+            if "_" in v:  # Python's int() takes "1_000"; no classic client sends that
+                raise ValueError(v)
             return _cell_integer(int(v.strip()))
         except ValueError:
             raise CellError("is not an integer") from None
@@ -85,6 +87,8 @@ def _cell_double(v):
         return float(v)
     if isinstance(v, str):
         try:
+            if "_" in v:
+                raise ValueError(v)
             return float(v.strip())
         except ValueError:
             raise CellError("is not a number") from None

@@ -86,7 +86,7 @@ class _Strict(Schema):
 class _ColumnSchema(_Strict):
     name = fields.String(required=True, validate=validate.Length(min=1, max=256))
     type = fields.String(required=True, validate=validate.OneOf(TYPES))
-    nullable = fields.Boolean(load_default=False)
+    nullable = fields.Boolean(load_default=False, truthy={True}, falsy={False})
     default = fields.Raw(allow_none=True)
 
     @validates_schema

@@ -22,7 +22,7 @@ def check_script(source: bytes, n_ports: int, filename: str = "score.py") -> Non
         raise ScriptError(f"{filename}: cannot be compiled: {exc}") from None
     func = None
     bound_otherwise = False
-    for node in tree.body:
+    for node in _module_level(tree.body):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "azureml_main":
             func = node
         elif _binds_name(node, "azureml_main"):
@@ -49,6 +49,17 @@ def signature_problem(args: ast.arguments, n_ports: int) -> str | None:
     if required > n_ports:
         return f"requires {required} positional argument(s) but the schema declares {n_ports} input port(s)"
     return None
+
+
+def _module_level(body):
+    """Statements that run at module level, including those inside top-level if/try/with blocks."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.If, ast.Try, ast.With)):
+            for block in ("body", "orelse", "finalbody"):
+                yield from _module_level(getattr(node, block, []) or [])
+            for handler in getattr(node, "handlers", []):
+                yield from _module_level(handler.body)
 
 
 def _binds_name(node, name) -> bool:

@@ -103,7 +103,7 @@ class Table:
         """A DataFrame with a default RangeIndex and the schema's dtypes, in column order."""
         if not self.columns:
             return pd.DataFrame(index=pd.RangeIndex(self.n_rows))
-        frame = pd.concat([c.to_series() for c in self.columns], axis=1, copy=False)
+        frame = pd.concat([c.to_series() for c in self.columns], axis=1)
         frame.columns = pd.Index(self.names, dtype=object)
         frame.index = pd.RangeIndex(self.n_rows)
         return frame

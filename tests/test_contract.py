@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 
 from publisher import artifact, bundle
@@ -253,6 +254,10 @@ RETURNS_SCRIPT = """
             return 42
         if form == "tuple-of-int":
             return (42, df)
+        if form == "zero-d-array":
+            arr = np.empty((), dtype=object)
+            arr[()] = df
+            return arr
 """
 
 
@@ -275,6 +280,7 @@ def test_accepted_return_forms(returns_service, form):
     ("empty-tuple", "empty tuple"),
     ("int", "type int"),
     ("tuple-of-int", "tuple whose first element is a value of type int"),
+    ("zero-d-array", "type ndarray"),  # an array, but not a sequence
 ])
 def test_refused_return_forms_say_what_was_returned(returns_service, form, says):
     with pytest.raises(ScriptFailed) as caught:
@@ -339,6 +345,12 @@ TRANSLATION_SCRIPT = """
                 "aware": pd.to_datetime(["2024-01-02T05:04:05+02:00", "2024-01-02T05:04:05.250+02:00"],
                                         format="ISO8601"),
                 "object": pd.Series([dt.datetime(2024, 1, 2, 3, 4, 5), dt.date(2024, 1, 2)], dtype=object),
+            })
+        if case == "far-datetimes":  # sentinel dates beyond datetime64[ns]; pandas keeps them in [us]
+            return pd.DataFrame({
+                "naive": pd.to_datetime(["9999-12-31", None, "2024-01-02"]).as_unit("us"),
+                "aware": pd.to_datetime(["9999-12-31T02:00:00+02:00", None, "2024-01-02T02:00:00+02:00"],
+                                        format="ISO8601").as_unit("us"),
             })
         if case == "bytes":
             return pd.DataFrame({"b": pd.Series([b"\\x00\\xffhi", bytearray(b"ok")], dtype=object)})
@@ -454,6 +466,14 @@ def test_datetimes_become_iso_8601_strings(translate):
     assert [r["object"] for r in rows] == ["2024-01-02T03:04:05", "2024-01-02"]
 
 
+def test_datetimes_outside_the_nanosecond_range_keep_their_value(translate):
+    output = translate("far-datetimes").output
+    assert output.to_rows() == [{"naive": "9999-12-31T00:00:00", "aware": "9999-12-31T00:00:00"},
+                                {"naive": None, "aware": None},
+                                {"naive": "2024-01-02T00:00:00", "aware": "2024-01-02T00:00:00"}]
+    assert [c.classic_label for c in output.columns] == ["DateTime", "DateTime"]
+
+
 def test_bytes_become_base64(translate):
     rows = translate("bytes").output.to_rows()
     assert [r["b"] for r in rows] == [base64.b64encode(b"\x00\xffhi").decode(), base64.b64encode(b"ok").decode()]
@@ -562,7 +582,8 @@ def test_bundle_modules_packages_and_data_files(service, tmp_path):
     folder = tmp_path / "bundle"
     (folder / "pkg").mkdir(parents=True)
     (folder / "data").mkdir()
-    (folder / "Hello.py").write_text("def greet(name):\n    return f'Hello, {name}!'\n")
+    (folder / "Hello.py").write_text("def greet(name):\n    return f'Hello, {name}!'\n\n"
+                                     "def fail():\n    raise ValueError('from the bundle')\n")
     (folder / "pkg" / "__init__.py").write_text("FROM_INIT = 'package'\n")
     (folder / "pkg" / "shout.py").write_text("def shout(text):\n    return text.upper()\n")
     (folder / "data" / "words.txt").write_text("alpha beta\n")
@@ -577,6 +598,8 @@ def test_bundle_modules_packages_and_data_files(service, tmp_path):
         from pkg.shout import shout
 
         def azureml_main(df):
+            if azureml_parameters.get("fail"):
+                Hello.fail()
             with open(os.path.join(os.environ["SCRIPT_BUNDLE"], "data", "words.txt")) as f:
                 words = f.read().split()
             return pd.DataFrame({"info": [json.dumps({
@@ -591,6 +614,11 @@ def test_bundle_modules_packages_and_data_files(service, tmp_path):
     assert info(svc.call([{"x": "World"}])) == {
         "greeting": "Hello, World!", "package": "package", "shout": "HI", "words": ["alpha", "beta"],
         "folder": "Script Bundle", "first_on_path": True}
+    # a traceback through a bundle module names it relative to the bundle, not by its host path
+    with pytest.raises(ScriptFailed) as caught:
+        svc.call([{"x": "World"}], parameters={"fail": True})
+    assert 'Hello.py", line 5, in fail' in caught.value.traceback
+    assert_no_host_paths(caught.value.traceback, svc.settings)
 
 
 # -- parameters ----------------------------------------------------------------------------------
@@ -625,7 +653,9 @@ def azureml_main(df):
 
 
 def assert_no_host_paths(text: str, settings: Settings) -> None:
-    for host_path in (str(settings.run_dir), str(settings.home), sys.prefix, sys.base_prefix, str(ROOT)):
+    site_packages = str(Path(pd.__file__).parent.parent)
+    for host_path in (str(settings.run_dir), str(settings.home), sys.prefix, sys.base_prefix, str(ROOT),
+                      site_packages):
         assert host_path not in text, f"{host_path} appears in:\n{text}"
 
 

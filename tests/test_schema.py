@@ -144,8 +144,9 @@ def test_nullable_defaults_to_false():
     assert b.nullable is True
 
 
-def test_nullable_must_be_a_boolean():
-    assert "inputs.input1.columns[0].nullable" in refused(one_port(col("a", nullable="maybe")))
+@pytest.mark.parametrize("value", ["maybe", "yes", "true", 1, 0])
+def test_nullable_must_be_a_json_boolean(value):
+    assert "inputs.input1.columns[0].nullable" in refused(one_port(col("a", nullable=value)))
 
 
 # -- defaults validated against the type --------------------------------------------------

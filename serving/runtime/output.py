@@ -23,7 +23,8 @@ def _kind(value) -> str:
 def pick_frame(returned) -> pd.DataFrame:
     if isinstance(returned, pd.DataFrame):
         return returned
-    if isinstance(returned, (tuple, list)) or (isinstance(returned, np.ndarray) and returned.dtype == object):
+    if isinstance(returned, (tuple, list)) or (isinstance(returned, np.ndarray) and returned.dtype == object
+                                               and returned.ndim > 0):
         if len(returned) == 0:
             raise ReturnValueError(f"azureml_main returned an empty {type(returned).__name__}; "
                                    "return a DataFrame or a sequence whose first element is a DataFrame")
@@ -92,7 +93,12 @@ def _column(name: str, s: pd.Series, notes: list) -> Column:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         if getattr(dtype, "tz", None) is not None:
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        data = s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+        try:
+            data = s.dt.as_unit("ns").to_numpy().view(np.int64)
+        except pd.errors.OutOfBoundsDatetime:  # e.g. 9999-12-31 in a datetime64[us] column: ISO text as it is
+            data = np.empty(len(s), dtype=object)
+            data[:] = [_cell(v, []) for v in s.astype(object)]
+            return Column(name, "string", data, nullable=True, label="DateTime")
         return Column(name, "datetime", data, nullable=True)
     return _object_column(name, s, notes)
 
