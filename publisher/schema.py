@@ -78,6 +78,12 @@ class ServiceSchema:
         return list(self.inputs)
 
 
+def _json_bool(value) -> None:
+    # marshmallow's Boolean also takes "yes", "on" and 1; a schema file should say true or false
+    if not isinstance(value, bool):
+        raise ValidationError("Not a valid boolean (use true or false).")
+
+
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
@@ -86,7 +92,7 @@ class _Strict(Schema):
 class _ColumnSchema(_Strict):
     name = fields.String(required=True, validate=validate.Length(min=1, max=256))
     type = fields.String(required=True, validate=validate.OneOf(TYPES))
-    nullable = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    nullable = fields.Raw(load_default=False, validate=_json_bool)
     default = fields.Raw(allow_none=True)
 
     @validates_schema
