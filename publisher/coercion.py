@@ -290,3 +290,46 @@ def _check_row_count(port, port_spec, n, max_rows):
                          f"'{port}' has {n} rows; at least {port_spec.min_rows} are required.")
     if n > upper:
         raise InputError("RowCount", port, f"'{port}' has {n} rows; at most {upper} are allowed.")
+
+
+def columns_to_table(port: str, port_spec, names, data, max_rows: int) -> Table:
+    """Convert the column-oriented shape (pandas "split", classic ColumnNames/Values) of one port.
+
+    ``data`` is a list of rows (each a list, one value per name); columns are built by
+    transposing once, never through per-row dicts.
+    """
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError("InputParseError", f"{port}.columns", f"The column names of '{port}' must be a list of strings.")
+    if len(set(names)) != len(names):
+        dupe = next(n for n in names if names.count(n) > 1)
+        raise InputError("InputParseError", f"{port}.columns", f"Column '{_short(dupe)}' of '{port}' is named twice.")
+    if not isinstance(data, list):
+        raise InputError("InputParseError", f"{port}.data", f"The data of '{port}' must be a list of rows.")
+    _check_row_count(port, port_spec, len(data), max_rows)
+    width = len(names)
+    if data and (set(map(type, data)) != {list} or set(map(len, data)) != {width}):
+        row = next(i for i, r in enumerate(data) if not isinstance(r, list) or len(r) != width)
+        what = f"has {len(data[row])} values" if isinstance(data[row], list) else f"is {describe(data[row])}"
+        raise InputError("InputParseError", f"{port}[{row}]",
+                         f"Row {row} of '{port}' {what}; it must be a list of {width} values, one per column.")
+    known = {c.name for c in port_spec.columns}
+    extra = [n for n in names if n not in known]
+    if extra and port_spec.extra_columns != "allow":
+        raise InputError("UnexpectedColumn", f"{port}.{_short(extra[0])}",
+                         f"Column '{_short(extra[0])}' is not in the schema of '{port}'.")
+    transposed = dict(zip(names, zip(*data))) if data else {n: () for n in names}
+    columns = []
+    for spec in port_spec.columns:
+        if spec.name in transposed:
+            values = list(transposed[spec.name])
+        elif spec.has_default:
+            values = [spec.default] * len(data)
+        else:
+            raise InputError("MissingColumn", f"{port}.{spec.name}",
+                             f"Column '{spec.name}' of '{port}' is required but missing.")
+        columns.append(coerce_values(spec, values, port))
+    for name in extra:
+        values = np.empty(len(data), dtype=object)
+        values[:] = list(transposed[name])
+        columns.append(Column(name, "json", values, nullable=True))
+    return Table(columns, len(data))

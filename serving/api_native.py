@@ -1,60 +1,100 @@
 """The native JSON API (http-api.md, "Native endpoints")."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+import orjson
+from flask import Blueprint, Response, request
 
-from publisher.errors import NotFound
-
-from . import codecs
+from . import codecs, openapi
 from .auth import require_key
-from .errors import ApiError, from_runtime
-from .runtime.errors import RuntimeFailure
+from .errors import ApiError
+from .scoring import find_service, flag, resolve, run, state
 
 bp = Blueprint("native", __name__)
 
 
-def state():
-    return current_app.extensions["scorepub"]
-
-
-def _flag(name: str) -> bool:
-    return request.args.get(name, "").lower() in ("1", "true", "yes")
+def _json(data, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status=status, mimetype="application/json")
 
 
 @bp.get("/healthz")
 def healthz():
-    return {"status": "ok"}
+    return _json({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    report = state().readiness()
+    return _json(report, 200 if report["ready"] else 503)
 
 
 @bp.post("/services/<name>/score")
 def score(name: str):
+    return _score(name, None)
+
+
+@bp.post("/services/<name>/versions/<int(signed=True):number>/score")
+def score_version(name: str, number: int):
+    return _score(name, number)
+
+
+def _score(name: str, number: int | None) -> Response:
+    service, version = resolve(name, request, number)
+    body = request.get_data(cache=False)
+    found = codecs.native_request(request.content_type, body)
+    if found is None:
+        raise ApiError(415, "UnsupportedMediaType", f"Content type '{request.content_type}' is not supported; "
+                                                    "send application/json or text/csv.")
+    codec, document = found
+    out = codecs.native_response(request.accept_mimetypes if "Accept" in request.headers else None, codec)
+    max_rows = state().settings.max_rows
+
+    def decode(schema):
+        if document is not None:
+            return codec.decode_document(document, schema, max_rows)
+        return codec.decode(body, schema, max_rows)
+
+    media = out.media_type + ("; charset=utf-8" if out.media_type == "text/csv" else "")
+    return run(service, version, decode, out.encode, flag(request, "details"), media)
+
+
+@bp.get("/services/<name>")
+def metadata(name: str):
     st = state()
-    try:
-        service = st.registry.service(name)
-    except NotFound:
-        raise ApiError(404, "NotFound", f"There is no service named '{name}'.") from None
+    service = find_service(name)
     require_key(st.registry, service, request)
-    if service.live_version is None:
-        raise ApiError(503, "ServiceUnavailable", f"Service '{name}' has no live version.",
-                       [{"code": "NoLiveVersion", "message": "Promote a version to serve calls."}])
-    version = st.registry.version(service.name, service.live_version)
-    return _score(version)
+    versions = st.registry.versions(service.name)
+    live = next((v for v in versions if v.version == service.live_version), None)
+    body = {
+        "name": service.name,
+        "id": service.id,
+        "live_version": service.live_version,
+        "versions": [{"version": v.version, "digest": v.digest, "published_at": v.created_at.isoformat(),
+                      "published_by": v.published_by, "message": v.message, "retired": v.retired,
+                      "live": v.version == service.live_version} for v in versions],
+    }
+    if live is not None:
+        schema = st.schema(live.digest, live.schema_json)
+        body["schema"] = orjson.loads(live.schema_json)
+        body["limits"] = vars(schema.limits.capped(st.settings))
+        body["isolation"] = schema.isolation
+    return _json(body)
 
 
-def _score(version) -> Response:
+@bp.get("/services/<name>/swagger.json")
+def swagger(name: str):
+    """Public, as the classic service's API help was: it shows shapes, never data or keys."""
     st = state()
-    codec = codecs.for_request(request.content_type)
-    if codec is None:
-        raise ApiError(415, "UnsupportedMediaType",
-                       f"Content type '{request.content_type}' is not supported; send application/json.")
+    service = find_service(name)
+    versions = [v for v in st.registry.versions(service.name) if not v.retired]
+    wanted = request.args.get("version", type=int)
+    if wanted is not None:
+        versions = [v for v in versions if v.version == wanted]
+    else:
+        live = [v for v in versions if v.version == service.live_version]
+        versions = live or versions[-1:]
+    if not versions:
+        raise ApiError(404, "NotFound", f"Service '{service.name}' has no version to describe.")
+    version = versions[-1]
     schema = st.schema(version.digest, version.schema_json)
-    decoded = codec.decode(request.get_data(cache=False), schema, st.settings.max_rows)
-    try:
-        result = st.runtime.call(version.digest, schema, decoded.inputs, decoded.parameters)
-    except (RuntimeFailure, NotFound) as exc:
-        raise from_runtime(exc) from None
-    details = _flag("details")
-    body, content_type = codec.encode(result, details, decoded.shape)
-    response = Response(body, status=200, content_type=content_type)
-    response.headers["X-Scorepub-Version"] = str(version.version)
-    return response
+    sample = st.sample(version.digest)
+    return _json(openapi.build(service.name, version.version, schema, sample))

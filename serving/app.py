@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from publisher.settings import Settings
 
 from . import errors
+from .api_classic import bp as classic_bp
 from .api_native import bp as native_bp
 from .state import AppState
 
@@ -38,5 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.register(app)
     app.register_blueprint(native_bp)
+    app.register_blueprint(classic_bp)
+    state.warm()
     logging.getLogger("scorepub").setLevel(logging.INFO)
     return app

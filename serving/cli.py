@@ -33,14 +33,13 @@ def smoke_factory(ctx):
 
     def smoke(art: Artifact) -> None:
         schema = parse_schema(art.schema_document)
-        codec = codecs.for_request("application/json")
         try:
-            request = codec.decode(art.members["sample.json"], schema, ctx.settings.max_rows)
+            request = codecs.BY_NAME["rows"].decode(art.members["sample.json"], schema, ctx.settings.max_rows)
         except ApiError as exc:
             raise PublishError(f"sample.json: {exc.message}") from None
         runtime = Runtime(ctx.settings, lambda digest: _archive_of(art))
         try:
-            runtime.call(art.digest, schema, request.inputs, _default_parameters(schema))
+            runtime.call(art.digest, schema, request.inputs, request.parameters)
         except RuntimeFailure as exc:
             where = _last_frame(getattr(exc, "traceback", ""))
             raise PublishError(f"smoke call with sample.json failed: {exc}{where} "
@@ -55,10 +54,6 @@ def _archive_of(art: Artifact) -> bytes:
     from publisher import artifact
 
     return artifact.build(art.service, art.members, art.manifest["environment"], art.manifest["published"])[1]
-
-
-def _default_parameters(schema) -> dict:
-    return {n: p.default for n, p in schema.parameters.items() if p.has_default}
 
 
 def _last_frame(traceback: str) -> str:
@@ -89,11 +84,11 @@ def score_cmd(ctx, name, file, number, details, as_json):
     if version.retired:
         raise PublishError(f"version {number} of {name} is retired")
     schema = parse_schema(orjson.loads(version.schema_json))
-    codec = codecs.for_request("text/csv" if file.suffix.lower() == ".csv" else "application/json")
+    codec = codecs.BY_NAME["csv" if file.suffix.lower() == ".csv" else "rows"]
     runtime = Runtime(ctx.settings, ctx.store.get)
     try:
         request = codec.decode(file.read_bytes(), schema, ctx.settings.max_rows)
-        result = runtime.call(version.digest, schema, request.inputs, _default_parameters(schema))
+        result = runtime.call(version.digest, schema, request.inputs, request.parameters)
     except ApiError as exc:
         raise PublishError(exc.message) from None
     except (RuntimeFailure, NotFound) as exc:
@@ -103,8 +98,7 @@ def score_cmd(ctx, name, file, number, details, as_json):
     finally:
         runtime.close()
     if as_json:
-        body, _ = codecs.CODECS[0].encode(result, details, "rows")
-        click.echo(body.decode())
+        click.echo(codecs.BY_NAME["rows"].encode(result, details).decode())
         return
     frame = result.output.to_frame()
     click.echo(frame.to_string(index=False) if len(frame.columns) else "(no columns)")

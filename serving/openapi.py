@@ -136,7 +136,8 @@ def build(service: str, version: int, schema: ServiceSchema, sample: dict | None
     score_op = {"summary": f"Score with the live version of {service}", "security": security,
                 "parameters": [details], "requestBody": native_body, "responses": {**native_ok, **errors}}
     spec.path(path=f"/services/{service}/score", operations={"post": score_op})
-    version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}
+    version_param = {"name": "version", "in": "path", "required": True,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
     spec.path(path=f"/services/{service}/versions/{{version}}/score", operations={"post": {
         **score_op, "summary": f"Score with one version of {service}", "parameters": [version_param, details]}})
     spec.path(path=f"/services/{service}", operations={"get": {

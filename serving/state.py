@@ -1,16 +1,21 @@
-"""What one web process holds: settings, the registry, the artifact store and the runtime."""
+"""What one web process holds: settings, the registry, the artifact store, the runtime."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 
 import orjson
 
+from publisher import artifact
 from publisher.artifact_store import FolderArtifactStore
 from publisher.registry import Registry
 from publisher.schema import ServiceSchema, parse_schema
 
 from .runtime.dispatcher import Runtime
+from .throttle import Throttle
+
+log = logging.getLogger("scorepub.state")
 
 
 @dataclasses.dataclass
@@ -19,24 +24,67 @@ class AppState:
     registry: Registry
     store: FolderArtifactStore
     runtime: Runtime
+    throttle: Throttle
     _schemas: dict = dataclasses.field(default_factory=dict)
-    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _samples: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def open(cls, settings) -> "AppState":
         registry = Registry(settings.database_url)
         store = FolderArtifactStore(settings.artifact_dir)
-        return cls(settings, registry, store, Runtime(settings, store.get))
+        return cls(settings, registry, store, Runtime(settings, store.get), Throttle(settings.run_dir / "throttle"))
 
     def schema(self, digest: str, schema_json: str) -> ServiceSchema:
         """Parsed once per version (versions are immutable, so the digest is a safe key)."""
         schema = self._schemas.get(digest)
         if schema is None:
             schema = parse_schema(orjson.loads(schema_json), source=f"schema of {digest[:12]}")
-            with self._lock:
-                self._schemas[digest] = schema
+            self._schemas[digest] = schema
         return schema
+
+    def sample(self, digest: str) -> dict | None:
+        if digest not in self._samples:
+            self._samples[digest] = artifact.load(self.store.get(digest), digest).sample
+        return self._samples[digest]
+
+    def live_versions(self):
+        for service in self.registry.services():
+            if service.live_version is not None:
+                yield service, self.registry.version(service.name, service.live_version)
+
+    def warm(self) -> None:
+        """Start the workers of every live version in the background, so first calls are fast."""
+        def run():
+            try:
+                for _service, version in self.live_versions():
+                    self.runtime.pool(version.digest, self.schema(version.digest, version.schema_json)).warm()
+            except Exception:  # noqa: BLE001 - warming is an optimization; calls start pools anyway
+                log.exception("warming the live versions failed")
+
+        threading.Thread(target=run, daemon=True, name="warm-pools").start()
+
+    def readiness(self) -> dict:
+        """Registry reachable, sandbox layers, workers of each live version warm (for /readyz)."""
+        report = {"ready": True, "registry": {"ok": True}, "services": {},
+                  "sandbox": {"active": False, "layers": {},
+                              "note": "no sandbox layers yet: scripts run as the server's user (issue 5)"}}
+        try:
+            live = list(self.live_versions())
+        except Exception as exc:  # noqa: BLE001 - the report says what failed
+            report["ready"] = False
+            report["registry"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+            return report
+        for service, version in live:
+            # a version promoted or published since start is warmed here, so readiness converges
+            pool = self.runtime.pool(version.digest, self.schema(version.digest, version.schema_json))
+            pool.warm()
+            status = {"version": version.version, **pool.status()}
+            report["services"][service.name] = status
+            # a script that fails to load is reported, but does not take the other services down
+            report["ready"] &= status["ready"] or status["load_error"] is not None
+        return report
 
     def close(self) -> None:
         self.runtime.close()
+        self.throttle.close()
         self.registry.dispose()

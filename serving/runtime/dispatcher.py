@@ -59,7 +59,9 @@ class Runtime:
         header = {"op": "call", "id": 1, "inputs": [messages.encode_table(t, blobs) for t in inputs],
                   "parameters": parameters}
         pool = self.pool(digest, schema)
-        reply, out, timing = pool.call(header, blobs, timeout=limits.timeout_s, wait_s=limits.timeout_s)
+        # waiting for a worker may include starting one: a slow module-level load is not the call's time
+        reply, out, timing = pool.call(header, blobs, timeout=limits.timeout_s,
+                                       wait_s=limits.timeout_s + self.settings.worker_start_timeout_s)
         if reply.get("op") != "result":
             raise WorkerCrashed("the worker sent an unexpected message")
         log_text = reply.get("log") if isinstance(reply.get("log"), str) else ""

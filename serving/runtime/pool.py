@@ -143,6 +143,7 @@ class Pool:
         self.load_error: tuple[float, ScriptFailed] | None = None
         self.closed = False
         self.restarts = 0
+        self.ever_ready = False  # a worker has loaded the script here at least once
 
     def warm(self) -> None:
         """Start workers up to the pool's size (in the background)."""
@@ -172,6 +173,7 @@ class Pool:
                 return
             self.live += 1
             self.load_error = None
+            self.ever_ready = True
         self.idle.put(worker)
 
     def _acquire(self, wait_s: float) -> WorkerProcess:
@@ -211,6 +213,14 @@ class Pool:
         threading.Thread(target=worker.kill, daemon=True).start()
         if not self.closed:
             self.warm()
+
+    def status(self) -> dict:
+        with self.lock:
+            error = self.load_error[1] if self.load_error else None
+            return {"ready": self.ever_ready and error is None, "workers": self.live, "starting": self.starting,
+                    "idle": self.idle.qsize(),
+                    "isolation": "per-call" if self.per_call else "warm", "restarts": self.restarts,
+                    "load_error": str(error) if error else None}
 
     def close(self) -> None:
         with self.lock:

@@ -89,7 +89,8 @@ class Worker:
                 except MemoryError:
                     reply["error"] = {"kind": "memory", "message": "the script ran out of memory"}
                 except BaseException as exc:  # noqa: BLE001 - anything the script raises is its result
-                    reply["error"] = {"kind": "script", "message": f"{type(exc).__name__}: {exc}"[:2000],
+                    reply["error"] = {"kind": "script",
+                                      "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000], self.workdir),
                                       "traceback": clean_traceback(exc, self.workdir)}
             reply["log"], reply["log_truncated"] = _read_log(self.workdir / LOG_NAME, self.log_cap)
             if "error" not in reply:
@@ -201,7 +202,8 @@ def clean_traceback(exc: BaseException, workdir: Path) -> str:
 
 
 def scrub_paths(text: str, workdir: Path) -> str:
-    replacements = [(str(workdir) + os.sep, "")]
+    replacements = [(str(workdir) + os.sep, ""), (str(workdir), "."),
+                    (str(Path(__file__).resolve().parents[2]), "<scorepub>")]
     paths = sysconfig.get_paths()
     for key, label in (("purelib", "<site-packages>"), ("platlib", "<site-packages>"),
                        ("stdlib", "<stdlib>"), ("platstdlib", "<stdlib>")):
@@ -243,7 +245,8 @@ def _run(argv=None) -> int:
             worker.load()
     except BaseException as exc:  # noqa: BLE001 - report any load failure to the parent
         log, _ = _read_log(log_path, worker.log_cap)
-        messages.send(sock, {"op": "load_failed", "message": f"{type(exc).__name__}: {exc}"[:2000],
+        messages.send(sock, {"op": "load_failed",
+                             "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000], worker.workdir),
                              "traceback": clean_traceback(exc, worker.workdir), "log": log})
         return 3
     log, _ = _read_log(log_path, worker.log_cap)

@@ -1,0 +1,72 @@
+"""One scoring call, shared by the native and the classic face: resolve, throttle, run, answer."""
+from __future__ import annotations
+
+from flask import Response, current_app, g
+
+from publisher.errors import NotFound
+from publisher.registry import ServiceRecord, VersionRecord
+
+from .auth import require_key
+from .errors import ApiError, detail, from_runtime
+from .runtime.errors import RuntimeFailure
+
+
+MAX_VERSION = 2**31 - 1  # the registry's integer column; larger numbers cannot exist
+
+
+def state():
+    return current_app.extensions["scorepub"]
+
+
+def find_service(name_or_id: str) -> ServiceRecord:
+    try:
+        return state().registry.service(name_or_id)
+    except NotFound:
+        raise ApiError(404, "NotFound", f"There is no service named '{name_or_id[:80]}'.") from None
+
+
+def resolve(name_or_id: str, request, number: int | None = None) -> tuple[ServiceRecord, VersionRecord]:
+    """The service and the version to run, after the key check: 404, 401, 410 or 503 otherwise."""
+    st = state()
+    service = find_service(name_or_id)
+    require_key(st.registry, service, request)
+    if number is None:
+        if service.live_version is None:
+            raise ApiError(503, "ServiceUnavailable", f"Service '{service.name}' has no live version.",
+                           [detail("NoLiveVersion", "Promote a version to serve calls.")])
+        number = service.live_version
+    try:
+        if not 1 <= number <= MAX_VERSION:
+            raise NotFound(number)
+        version = st.registry.version(service.name, number)
+    except NotFound:
+        raise ApiError(404, "NotFound", f"Service '{service.name}' has no version {number}.") from None
+    if version.retired:
+        raise ApiError(410, "Gone", f"Version {number} of '{service.name}' was retired.")
+    return service, version
+
+
+def run(service: ServiceRecord, version: VersionRecord, decode, encode, details: bool,
+        media_type: str) -> Response:
+    """Decode with ``decode(schema)``, run the script, encode with ``encode(result, details)``."""
+    st = state()
+    schema = st.schema(version.digest, version.schema_json)
+    limit = schema.limits.capped(st.settings).max_concurrent_calls
+    with st.throttle.slot(service.id, limit) as slot:
+        if slot is None:
+            raise ApiError(503, "ServiceUnavailable",
+                           f"Service '{service.name}' is already running {limit} calls; try again shortly.",
+                           [detail("RequestThrottled", f"max_concurrent_calls is {limit}")])
+        decoded = decode(schema)
+        try:
+            result = st.runtime.call(version.digest, schema, decoded.inputs, decoded.parameters)
+        except (RuntimeFailure, NotFound) as exc:
+            raise from_runtime(exc) from None
+    g.scored_version = version.version
+    response = Response(encode(result, details), status=200, content_type=media_type)
+    response.headers["X-Scorepub-Version"] = str(version.version)
+    return response
+
+
+def flag(request, name: str) -> bool:
+    return request.args.get(name, "").lower() in ("1", "true", "yes")
