@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response, request
 
-from . import codecs, openapi
+from . import codecs, metrics, openapi
 from .auth import require_key
 from .errors import ApiError
 from .scoring import find_service, flag, resolve, run, state
@@ -25,6 +25,12 @@ def healthz():
 def readyz():
     report = state().readiness()
     return _json(report, 200 if report["ready"] else 503)
+
+
+@bp.get("/metrics")
+def metrics_text():
+    body, content_type = metrics.exposition()
+    return Response(body, mimetype=None, content_type=content_type)
 
 
 @bp.post("/services/<name>/score")

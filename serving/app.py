@@ -4,13 +4,14 @@ from __future__ import annotations
 import atexit
 import logging
 import re
+import time
 import uuid
 
 from flask import Flask, g, request
 
 from publisher.settings import Settings
 
-from . import errors
+from . import errors, metrics
 from .api_classic import bp as classic_bp
 from .api_native import bp as native_bp
 from .state import AppState
@@ -29,12 +30,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.before_request
     def _request_id():
+        g.started = time.perf_counter()
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
     @app.after_request
-    def _echo_request_id(response):
+    def _finish(response):
         response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
+        labels = getattr(g, "metric_labels", None)
+        if labels is not None:
+            metrics.observe(*labels, response.status_code, time.perf_counter() - g.started,
+                            getattr(g, "error_code", None), getattr(g, "rows_in", 0), getattr(g, "rows_out", 0))
         return response
 
     errors.register(app)

@@ -89,6 +89,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api(exc: ApiError):
+        g.error_code = exc.details[0]["code"] if exc.details else exc.code
         return exc.response()
 
     @app.errorhandler(HTTPException)

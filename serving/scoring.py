@@ -6,9 +6,10 @@ from flask import Response, current_app, g
 from publisher.errors import NotFound
 from publisher.registry import ServiceRecord, VersionRecord
 
+from . import metrics
 from .auth import require_key
 from .errors import ApiError, detail, from_runtime
-from .runtime.errors import RuntimeFailure
+from .runtime.errors import CallTimedOut, MemoryExceeded, RuntimeFailure, WorkerCrashed
 
 
 MAX_VERSION = 2**31 - 1  # the registry's integer column; larger numbers cannot exist
@@ -29,6 +30,7 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
     """The service and the version to run, after the key check: 404, 401, 410 or 503 otherwise."""
     st = state()
     service = find_service(name_or_id)
+    g.metric_labels = (service.name, "-")
     require_key(st.registry, service, request)
     if number is None:
         if service.live_version is None:
@@ -41,6 +43,7 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
         version = st.registry.version(service.name, number)
     except NotFound:
         raise ApiError(404, "NotFound", f"Service '{service.name}' has no version {number}.") from None
+    g.metric_labels = (service.name, str(version.version))
     if version.retired:
         raise ApiError(410, "Gone", f"Version {number} of '{service.name}' was retired.")
     return service, version
@@ -58,11 +61,14 @@ def run(service: ServiceRecord, version: VersionRecord, decode, encode, details:
                            f"Service '{service.name}' is already running {limit} calls; try again shortly.",
                            [detail("RequestThrottled", f"max_concurrent_calls is {limit}")])
         decoded = decode(schema)
+        g.rows_in = sum(t.n_rows for t in decoded.inputs)
         try:
             result = st.runtime.call(version.digest, schema, decoded.inputs, decoded.parameters)
         except (RuntimeFailure, NotFound) as exc:
+            if isinstance(exc, (CallTimedOut, WorkerCrashed, MemoryExceeded)):
+                metrics.worker_restarted(service.name, str(version.version), type(exc).__name__)
             raise from_runtime(exc) from None
-    g.scored_version = version.version
+    g.rows_out = result.output.n_rows
     response = Response(encode(result, details), status=200, content_type=media_type)
     response.headers["X-Scorepub-Version"] = str(version.version)
     return response

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 
 from gunicorn.app.base import BaseApplication
 
@@ -28,10 +30,21 @@ class _Gunicorn(BaseApplication):
         return create_app(self.settings)
 
 
+def _child_exit(server, worker) -> None:
+    from .metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
 def run(settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port,
                                    web_workers=workers or settings.web_workers)
     Registry(settings.database_url).dispose()  # migrate once, before the workers start
+    # prometheus-client's multiprocess mode: set before any web process imports it
+    metrics_dir = settings.run_dir / f"metrics-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     options = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.web_workers,
@@ -45,5 +58,7 @@ def run(settings, host: str | None = None, port: int | None = None, workers: int
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "scorepub",
+        "child_exit": _child_exit,
+        "on_exit": lambda server: shutil.rmtree(metrics_dir, ignore_errors=True),
     }
     _Gunicorn(settings, options).run()

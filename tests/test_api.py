@@ -459,3 +459,15 @@ def test_openapi_property_based_run_finds_no_5xx(api, service):
         check()
     assert len(calls) >= 25 and failures == []
     assert any(code == 200 for code in calls) and any(400 <= code < 500 for code in calls)
+
+
+def test_metrics_in_prometheus_text_format(api):
+    assert api.score("hello-bundle", [{"name": "m1"}, {"name": "m2"}]).status_code == 200
+    api.score("hello-bundle", [{"nme": "x"}])
+    text = requests.get(f"{api.url}/metrics", timeout=10)
+    assert text.status_code == 200 and text.headers["Content-Type"].startswith("text/plain")
+    body = text.text
+    assert 'scorepub_requests_total{code="200",service="hello-bundle",version="1"}' in body
+    assert 'scorepub_errors_total{error="UnexpectedColumn",service="hello-bundle",status="400",version="1"}' in body
+    assert 'scorepub_rows_total{direction="in",service="hello-bundle",version="1"}' in body
+    assert 'scorepub_request_duration_seconds_bucket{le="0.5",service="hello-bundle",version="1"}' in body
