@@ -6,10 +6,19 @@ with :meth:`Settings.from_env` at the edge (CLI, app factory) and pass it down.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 MiB = 1024 * 1024
+
+
+def default_run_dir(home: Path) -> Path:
+    """Worker directories live under the system temp folder by default: sandboxed uids must be
+    able to reach them, and a home folder (such as /root) often is not traversable by others."""
+    digest = hashlib.sha1(str(home).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"scorepub-run-{os.getuid()}-{digest}"
 
 
 def _int(env, name, default):
@@ -47,6 +56,11 @@ class Settings:
     log_cap_bytes: int = 64 * 1024
     max_output_bytes: int = 256 * MiB
     worker_start_timeout_s: int = 120
+    # sandbox
+    sandbox: str = "strict"
+    sandbox_uid_base: int = 200_000
+    max_file_bytes: int = 256 * MiB
+    max_processes: int = 512
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -56,9 +70,12 @@ class Settings:
             home=home,
             database_url=env.get("SCOREPUB_DATABASE_URL") or f"sqlite:///{home / 'registry.sqlite3'}",
             artifact_dir=Path(env.get("SCOREPUB_ARTIFACT_DIR") or home / "artifacts").absolute(),
-            run_dir=Path(env.get("SCOREPUB_RUN_DIR") or home / "run").absolute(),
+            run_dir=Path(env.get("SCOREPUB_RUN_DIR") or default_run_dir(home)).absolute(),
             host=env.get("SCOREPUB_HOST") or cls.host,
+            sandbox=(env.get("SCOREPUB_SANDBOX") or cls.sandbox).lower(),
         )
+        if values["sandbox"] not in ("strict", "off"):
+            raise ValueError(f"SCOREPUB_SANDBOX must be strict or off, not {values['sandbox']!r}")
         for field in dataclasses.fields(cls):
             if field.type == "int":
                 values[field.name] = _int(env, f"SCOREPUB_{field.name.upper()}", field.default)

@@ -730,9 +730,8 @@ def test_call_past_its_timeout_is_stopped_and_the_worker_replaced(service):
     with pytest.raises(CallTimedOut):
         svc.call(parameters={"do": "sleep"})
     assert time.monotonic() - started < 10
-    with pytest.raises(ProcessLookupError):
-        os.kill(first_pid, 0)  # the worker was killed
-    assert svc.call().output.to_rows()[0]["pid"] != first_pid  # and replaced: the service keeps serving
+    # killed and replaced (pids are those of the template's PID namespace): the service keeps serving
+    assert svc.call().output.to_rows()[0]["pid"] != first_pid
 
 
 def test_worker_killed_by_a_signal_is_reported_and_replaced(service):

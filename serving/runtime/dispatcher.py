@@ -13,7 +13,7 @@ from publisher.table import Table
 
 from . import messages
 from .errors import MemoryExceeded, OutputTooLarge, ScriptFailed, WorkerCrashed
-from .pool import Pool
+from .pool import Pool, Spawner
 
 
 @dataclasses.dataclass
@@ -37,6 +37,7 @@ class Runtime:
         self.fetch_artifact = fetch_artifact
         self.pools: dict[str, Pool] = {}
         self.lock = threading.Lock()
+        self.spawner = Spawner()
 
     def pool(self, digest: str, schema: ServiceSchema) -> Pool:
         pool = self.pools.get(digest)
@@ -47,8 +48,7 @@ class Runtime:
             if pool is None:
                 data = self.fetch_artifact(digest)
                 artifact.load(data, digest)  # refuse a damaged artifact before any worker starts
-                pool = Pool(digest, data, len(schema.inputs), schema.isolation, self.settings.pool_size,
-                            self.settings)
+                pool = Pool(digest, data, schema, self.settings.pool_size, self.settings, self.spawner)
                 self.pools[digest] = pool
         return pool
 
@@ -91,3 +91,4 @@ class Runtime:
             pools, self.pools = list(self.pools.values()), {}
         for pool in pools:
             pool.close()
+        self.spawner.close()

@@ -4,17 +4,15 @@ A frame is ``u32 header length | u32 blob count | header (JSON) | (u64 length | 
 The header is a JSON object; blobs carry bulk data: numeric columns as raw little-endian
 NumPy buffers, text columns as JSON arrays, PNG files as they are. Nothing is pickled, and
 every length is checked against a cap before it is read, so a misbehaving worker can neither
-run code in the parent nor make it allocate without bound.
+run code in the parent nor make it allocate without bound. (NumPy and pandas are imported only
+by the table functions: the template's zygote uses the frames before it may start threads.)
 """
 from __future__ import annotations
 
 import socket
 import struct
 
-import numpy as np
 import orjson
-
-from publisher.table import Column, Table
 
 _HEAD = struct.Struct("<II")
 _BLOB = struct.Struct("<Q")
@@ -82,8 +80,10 @@ def recv(sock: socket.socket, max_bytes: int) -> tuple[dict, list[bytearray]]:
 
 # -- tables ------------------------------------------------------------------------------
 
-def encode_table(table: Table, blobs: list) -> dict:
+def encode_table(table, blobs: list) -> dict:
     """Describe ``table`` in a header dict, appending its buffers to ``blobs``."""
+    import numpy as np
+
     cols = []
     for c in table.columns:
         entry = {"name": c.name, "type": c.type, "nullable": c.nullable, "label": c.label}
@@ -100,8 +100,12 @@ def encode_table(table: Table, blobs: list) -> dict:
     return {"n_rows": table.n_rows, "columns": cols}
 
 
-def decode_table(desc, blobs: list) -> Table:
+def decode_table(desc, blobs: list):
     """Rebuild a table from a header entry; raise ProtocolError on anything inconsistent."""
+    import numpy as np
+
+    from publisher.table import Column, Table
+
     try:
         n = desc["n_rows"]
         if not isinstance(n, int) or n < 0:

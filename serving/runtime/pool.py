@@ -1,11 +1,13 @@
-"""Worker processes for one artifact: start, hand out, replace, stop.
+"""Worker processes for one artifact: a template to fork from, and the workers it forks.
 
-``warm`` pools reuse a worker for many calls; ``per-call`` pools keep spare workers ready and
+``warm`` pools reuse a worker for many calls; ``per-call`` pools keep forked spares ready and
 discard each after one call. A worker that dies, times out or breaks the protocol is killed
-and replaced in the background, so the pool returns to size and the service keeps serving.
+(its whole process group) and replaced by a fresh fork, so the pool returns to size and the
+service keeps serving. If the template itself dies, the next call starts a new one.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import queue
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 from . import messages
@@ -25,69 +28,180 @@ from .errors import CallTimedOut, NoWorkerAvailable, OutputTooLarge, ScriptFaile
 log = logging.getLogger("scorepub.runtime")
 
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+CONTROL_TIMEOUT_S = 10
 
 
-def worker_env(workdir: Path) -> dict:
+def worker_env(home: Path) -> dict:
     """A small, clean environment: no SCOREPUB_* settings (database URLs) reach a script."""
     env = {k: os.environ[k] for k in _PASSTHROUGH_ENV if k in os.environ}
     env.setdefault("LANG", "C.UTF-8")
     env.update({
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir),
+        "HOME": str(home),
+        "TMPDIR": str(home),
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(workdir / ".matplotlib"),
+        "MPLCONFIGDIR": str(home / ".matplotlib"),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
     })
     return env
 
 
-class WorkerProcess:
-    """One worker: a process and the parent's end of its socketpair."""
+class Spawner:
+    """Starts template processes from one long-lived thread.
 
-    def __init__(self, digest: str, artifact_bytes: bytes, n_ports: int, settings):
+    A template asks to be killed when its parent *thread* exits (PR_SET_PDEATHSIG), so it must
+    not be started from a short-lived thread of the web process.
+    """
+
+    def __init__(self):
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        return self._executor.submit(subprocess.Popen, *args, **kwargs).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+def exit_text(exit_: dict | None) -> str:
+    if not exit_:
+        return "stopped answering"
+    if "signal" in exit_:
+        return f"was killed by signal {exit_['signal']}"
+    return f"exited with status {exit_.get('code')}"
+
+
+class TemplateProcess:
+    """The web process's handle on one template: start it, fork workers, kill them."""
+
+    def __init__(self, digest: str, artifact_bytes: bytes, schema, settings, spawner: Spawner):
         self.settings = settings
-        self.workdir = Path(settings.run_dir) / f"w-{digest[:12]}-{uuid.uuid4().hex[:8]}"
-        self.workdir.mkdir(parents=True, mode=0o700)
+        self.pool_dir = Path(settings.run_dir) / f"p-{digest[:12]}-{uuid.uuid4().hex[:8]}"
+        (self.pool_dir / "workers").mkdir(parents=True)
+        (self.pool_dir / "template").mkdir()
+        os.chmod(self.pool_dir, 0o700)
+        self.uid = None
+        if os.getuid() == 0 and settings.sandbox != "off":
+            self.uid = settings.sandbox_uid_base + zlib.crc32(self.pool_dir.name.encode()) % 50_000
+            for path in (self.pool_dir, self.pool_dir / "workers", self.pool_dir / "template"):
+                os.chown(path, self.uid, self.uid)
+        limits = schema.limits.capped(settings)
+        self.cpu_limit_s = max(60, 4 * limits.timeout_s)
+        self.lock = threading.Lock()
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         started = time.perf_counter()
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "serving.runtime.worker", str(child.fileno())],
-                pass_fds=(child.fileno(),), close_fds=True, start_new_session=True,
-                stdin=subprocess.DEVNULL, env=worker_env(self.workdir), cwd=self.workdir)
+            self.proc = spawner.popen(
+                [sys.executable, "-m", "serving.runtime.template", str(child.fileno())],
+                pass_fds=(child.fileno(),), close_fds=True, start_new_session=True, stdin=subprocess.DEVNULL,
+                env=worker_env(self.pool_dir / "template"), cwd=self.pool_dir)
         except BaseException:
             self.sock.close()
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            shutil.rmtree(self.pool_dir, ignore_errors=True)
             raise
         finally:
             child.close()
-        self.pid = self.proc.pid
+        init = {"op": "init", "digest": digest, "pool_dir": str(self.pool_dir), "n_ports": len(schema.inputs),
+                "log_cap": settings.log_cap_bytes, "max_output_bytes": settings.max_output_bytes,
+                "sandbox": settings.sandbox, "uid": self.uid, "memory_mb": limits.memory_mb,
+                "cpu_limit_s": self.cpu_limit_s, "max_processes": settings.max_processes,
+                "max_file_bytes": settings.max_file_bytes}
         try:
-            messages.send(self.sock, {"op": "init", "digest": digest, "workdir": str(self.workdir),
-                                      "log_cap": settings.log_cap_bytes, "n_ports": n_ports,
-                                      "max_output_bytes": settings.max_output_bytes}, [artifact_bytes])
+            messages.send(self.sock, init, [artifact_bytes])
             self.sock.settimeout(settings.worker_start_timeout_s)
             header, _ = messages.recv(self.sock, max_bytes=0)
         except (OSError, messages.ProtocolError) as exc:
-            reason = self._death_reason() if not isinstance(exc, socket.timeout) else "did not start in time"
-            self.kill()
-            raise WorkerCrashed(f"the worker failed to start: {reason}") from None
+            reason = "did not start in time" if isinstance(exc, socket.timeout) else self._death()
+            self.close()
+            raise WorkerCrashed(f"the service's template process {reason}") from None
+        self.layers = header.get("layers") or {}
         if header.get("op") != "ready":
-            self.kill()
+            self.close()
+            if header.get("kind") == "sandbox":
+                raise WorkerCrashed(str(header.get("message", "the sandbox could not be set up")))
             raise ScriptFailed(str(header.get("message", "the script failed to load")),
                                str(header.get("traceback", "")), str(header.get("log", "")), at_load=True)
+        self.sock.settimeout(CONTROL_TIMEOUT_S)
         self.start_ms = (time.perf_counter() - started) * 1000
         self.load_log = header.get("log", "")
+        self.dead = False
+
+    def _death(self) -> str:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "broke the control protocol"
+        return exit_text({"signal": signal.Signals(-code).name} if code < 0 else {"code": code})
+
+    def _request(self, header: dict) -> dict:
+        with self.lock:
+            if self.dead:
+                raise WorkerCrashed("the service's template process is gone")
+            try:
+                messages.send(self.sock, header)
+                reply, _ = messages.recv(self.sock, max_bytes=0)
+                if reply.get("op") == "forked":
+                    _, fds, _, _ = socket.recv_fds(self.sock, 1, 1)
+                    if len(fds) != 1:
+                        raise messages.ProtocolError("no socket came with the forked worker")
+                    reply["fd"] = fds[0]
+                return reply
+            except (OSError, messages.ProtocolError) as exc:
+                self.dead = True
+                raise WorkerCrashed(f"the service's template process {self._death()}") from exc
+
+    def fork(self) -> "WorkerProcess":
+        t0 = time.perf_counter()
+        reply = self._request({"op": "fork"})
+        worker = WorkerProcess(socket.socket(fileno=reply["fd"]), int(reply["pid"]), self)
+        worker.fork_ms = (time.perf_counter() - t0) * 1000
+        return worker
+
+    def kill(self, pid: int) -> dict | None:
+        try:
+            return self._request({"op": "kill", "pid": pid}).get("exit")
+        except WorkerCrashed:
+            return None
+
+    def exit_of(self, pid: int) -> dict | None:
+        try:
+            return self._request({"op": "exit", "pid": pid}).get("exit")
+        except WorkerCrashed:
+            return None
+
+    def close(self) -> None:
+        """Stop the template; its workers go with it (its PID namespace ends)."""
+        self.dead = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.error("template %s did not die after SIGKILL", self.proc.pid)
+        shutil.rmtree(self.pool_dir, ignore_errors=True)
+
+
+class WorkerProcess:
+    """One forked worker: its pid (in the template's namespace) and the web process's socket."""
+
+    def __init__(self, sock: socket.socket, pid: int, template: TemplateProcess):
+        self.sock, self.pid, self.template = sock, pid, template
+        self.fork_ms = 0.0
 
     def call(self, header: dict, blobs: list, timeout: float) -> tuple[dict, list]:
         try:
             self.sock.settimeout(timeout)
             messages.send(self.sock, header, blobs)
-            return messages.recv(self.sock, max_bytes=self.settings.max_output_bytes + messages.MAX_HEADER)
+            return messages.recv(self.sock, max_bytes=self.template.settings.max_output_bytes + messages.MAX_HEADER)
         except socket.timeout:
             self.kill()
             raise CallTimedOut(f"the script ran past the service's time limit of {timeout:g} s") from None
@@ -95,85 +209,110 @@ class WorkerProcess:
             self.kill()
             raise OutputTooLarge(f"the worker's answer is over the limit ({exc})") from None
         except (OSError, messages.ProtocolError):
-            reason = self._death_reason()
+            reason = exit_text(self.template.exit_of(self.pid))
             self.kill()
             raise WorkerCrashed(f"the worker {reason}") from None
 
-    def _death_reason(self) -> str:
-        try:
-            code = self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            return "broke the wire protocol"
-        if code < 0:
-            try:
-                return f"was killed by signal {signal.Signals(-code).name}"
-            except ValueError:
-                return f"was killed by signal {-code}"
-        return f"exited with status {code}"
-
     def kill(self) -> None:
+        self.template.kill(self.pid)
         try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            self.sock.close()
+        except OSError:
             pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            log.error("worker %s did not die after SIGKILL", self.pid)
-        self.sock.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class Pool:
-    """Workers of one artifact (service version)."""
+    """The workers of one artifact (service version), forked from its template."""
 
     RETRY_LOAD_AFTER_S = 10.0
 
-    def __init__(self, digest: str, artifact_bytes: bytes, n_ports: int, isolation: str, size: int, settings):
+    def __init__(self, digest: str, artifact_bytes: bytes, schema, size: int, settings, spawner: Spawner):
         self.digest = digest
         self.artifact_bytes = artifact_bytes
-        self.n_ports = n_ports
-        self.per_call = isolation == "per-call"
+        self.schema = schema
+        self.per_call = schema.isolation == "per-call"
         self.size = max(1, size)
         self.settings = settings
+        self.spawner = spawner
         self.idle: queue.Queue[WorkerProcess] = queue.Queue()
         self.lock = threading.Lock()
+        self.template: TemplateProcess | None = None
+        self.template_starting = False
         self.starting = 0
         self.live = 0
-        self.load_error: tuple[float, ScriptFailed] | None = None
+        self.load_error: tuple[float, Exception] | None = None
         self.closed = False
         self.restarts = 0
-        self.ever_ready = False  # a worker has loaded the script here at least once
+        self.ever_ready = False  # a template has loaded the script here at least once
+        self.fork_ms: list[float] = []
 
-    def warm(self) -> None:
-        """Start workers up to the pool's size (in the background)."""
+    # -- template -----------------------------------------------------------------------------
+
+    def _ensure_template(self) -> TemplateProcess | None:
+        """The running template, or None while one is being started (in the background)."""
         with self.lock:
-            missing = self.size - self.live - self.starting
-            self.starting += max(0, missing)
-        for _ in range(max(0, missing)):
-            threading.Thread(target=self._start_one, daemon=True, name=f"start-{self.digest[:8]}").start()
+            template = self.template
+            if template is not None and not template.dead:
+                return template
+            if template is not None:  # it died: its workers went with it
+                self.template, self.live, self.idle = None, 0, queue.Queue()
+            if self.template_starting or self.closed:
+                return None
+            self.template_starting = True
+        threading.Thread(target=self._start_template, daemon=True, name=f"template-{self.digest[:8]}").start()
+        return None
 
-    def _start_one(self) -> None:
+    def _start_template(self) -> None:
         try:
-            worker = WorkerProcess(self.digest, self.artifact_bytes, self.n_ports, self.settings)
-        except ScriptFailed as exc:
+            template = TemplateProcess(self.digest, self.artifact_bytes, self.schema, self.settings, self.spawner)
+        except (ScriptFailed, WorkerCrashed) as exc:
             with self.lock:
-                self.starting -= 1
+                self.template_starting = False
                 self.load_error = (time.monotonic(), exc)
             return
-        except Exception as exc:  # noqa: BLE001 - a failed start is logged; callers see NoWorkerAvailable
-            log.error("worker for %s failed to start: %s", self.digest[:12], exc)
+        except Exception as exc:  # noqa: BLE001 - logged; callers see NoWorkerAvailable
+            log.exception("template for %s failed to start", self.digest[:12])
+            with self.lock:
+                self.template_starting = False
+                self.load_error = (time.monotonic(), WorkerCrashed(f"the template failed to start: {exc}"))
+            return
+        with self.lock:
+            self.template_starting = False
+            if self.closed:
+                template.close()
+                return
+            self.template = template
+            self.load_error = None
+            self.ever_ready = True
+        self.warm()
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Bring the pool to size: a template, then forked workers (in the background)."""
+        template = self._ensure_template()
+        if template is None:
+            return
+        with self.lock:
+            missing = max(0, self.size - self.live - self.starting)
+            self.starting += missing
+        for _ in range(missing):
+            threading.Thread(target=self._fork_one, args=(template,), daemon=True).start()
+
+    def _fork_one(self, template: TemplateProcess) -> None:
+        try:
+            worker = template.fork()
+        except WorkerCrashed:
             with self.lock:
                 self.starting -= 1
             return
         with self.lock:
             self.starting -= 1
-            if self.closed:
-                worker.kill()
+            self.fork_ms = (self.fork_ms + [worker.fork_ms])[-100:]
+            if self.closed or template is not self.template:
+                threading.Thread(target=worker.kill, daemon=True).start()
                 return
             self.live += 1
-            self.load_error = None
-            self.ever_ready = True
         self.idle.put(worker)
 
     def _acquire(self, wait_s: float) -> WorkerProcess:
@@ -186,10 +325,13 @@ class Pool:
                 self.load_error = None
             self.warm()
             try:
-                return self.idle.get(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+                worker = self.idle.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 if time.monotonic() >= deadline:
                     raise NoWorkerAvailable("no worker became free in time; try again") from None
+                continue
+            if worker.template is self.template and not worker.template.dead:
+                return worker
 
     def call(self, header: dict, blobs: list, timeout: float, wait_s: float) -> tuple[dict, list, dict]:
         t0 = time.perf_counter()
@@ -198,18 +340,21 @@ class Pool:
         try:
             reply, out = worker.call(header, blobs, timeout)
         except BaseException:
-            self._discard(worker)
+            self._discard(worker, restart=True)
             raise
-        if self.per_call:
-            self._discard(worker)
+        cpu = (reply.get("timing") or {}).get("cpu_s") if isinstance(reply, dict) else None
+        worn = isinstance(cpu, (int, float)) and cpu > worker.template.cpu_limit_s / 2
+        if self.per_call or worn:
+            self._discard(worker, restart=worn)
         else:
             self.idle.put(worker)
         return reply, out, {"queue_ms": round(queued_ms, 3)}
 
-    def _discard(self, worker: WorkerProcess) -> None:
+    def _discard(self, worker: WorkerProcess, restart: bool) -> None:
         with self.lock:
-            self.live -= 1
-            self.restarts += 0 if self.per_call else 1
+            if worker.template is self.template:
+                self.live -= 1
+            self.restarts += int(restart)
         threading.Thread(target=worker.kill, daemon=True).start()
         if not self.closed:
             self.warm()
@@ -217,16 +362,17 @@ class Pool:
     def status(self) -> dict:
         with self.lock:
             error = self.load_error[1] if self.load_error else None
+            template = self.template
+            forks = sorted(self.fork_ms)
             return {"ready": self.ever_ready and error is None, "workers": self.live, "starting": self.starting,
-                    "idle": self.idle.qsize(),
-                    "isolation": "per-call" if self.per_call else "warm", "restarts": self.restarts,
-                    "load_error": str(error) if error else None}
+                    "idle": self.idle.qsize(), "isolation": "per-call" if self.per_call else "warm",
+                    "restarts": self.restarts, "load_error": str(error) if error else None,
+                    "layers": template.layers if template else {},
+                    "fork_ms_p50": round(forks[len(forks) // 2], 2) if forks else None}
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
-        while True:
-            try:
-                self.idle.get_nowait().kill()
-            except queue.Empty:
-                break
+            template, self.template = self.template, None
+        if template is not None:
+            template.close()

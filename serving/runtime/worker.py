@@ -1,14 +1,14 @@
-"""The loop inside a worker process: load one artifact, then run calls as they come.
+"""What runs inside a worker: load the script once, then run calls as they come.
 
-Started by the pool as ``python -m serving.runtime.worker FD`` with a fresh interpreter (so
-nothing of the web process is shared but the socket FD). Protocol, in order:
-init (artifact bytes) -> ready | load_failed, then call -> result, until the socket closes.
+The template (``template.py``) loads the script with :func:`load_script` and forks workers;
+each worker runs :meth:`Worker.serve` on its own socket: call -> result, until it closes.
 """
 from __future__ import annotations
 
 import contextlib
 import linecache
 import os
+import resource
 import shutil
 import socket
 import sys
@@ -22,45 +22,32 @@ LOG_NAME = "output.log"
 MAX_PLOT_BYTES = 32 * 1024 * 1024
 
 
+def load_script(score_py: bytes, n_ports: int):
+    """Run score.py's module-level code once; return (module, azureml_main)."""
+    source = score_py.decode("utf-8", "replace")
+    linecache.cache["score.py"] = (len(source), None, source.splitlines(True), "score.py")
+    module = types.ModuleType("score")
+    module.__file__ = "score.py"
+    module.azureml_parameters = {}
+    sys.modules["score"] = module
+    exec(compile(score_py, "score.py", "exec"), module.__dict__)
+    fn = getattr(module, "azureml_main", None)
+    if not callable(fn):
+        raise TypeError("score.py defines no callable azureml_main")
+    _check_arity(fn, n_ports)
+    return module, fn
+
+
 class Worker:
-    def __init__(self, sock: socket.socket, init: dict, artifact_bytes: bytes):
+    def __init__(self, sock: socket.socket, workdir: Path, module, fn, log_cap: int, max_output: int,
+                 hidden_roots: list[Path]):
         self.sock = sock
-        self.digest = init["digest"]
-        self.workdir = Path(init["workdir"])
-        self.log_cap = int(init["log_cap"])
-        self.max_output = int(init["max_output_bytes"])
-        self.n_ports = int(init["n_ports"])
-        self.calls = 0
-        self.artifact_bytes = artifact_bytes
-
-    # -- loading ----------------------------------------------------------------------
-
-    def load(self) -> None:
-        from publisher import artifact, bundle
-
-        art = artifact.load(self.artifact_bytes, self.digest)  # refuses a mismatch
-        del self.artifact_bytes
-        bundle_dir = self.workdir / "Script Bundle"
-        if art.bundle is not None:
-            bundle.unpack(art.bundle, bundle_dir)
-        else:
-            bundle_dir.mkdir()
-        os.environ["SCRIPT_BUNDLE"] = str(bundle_dir)
-        sys.path.insert(0, str(bundle_dir))
-        source = art.score_py.decode("utf-8", "replace")
-        linecache.cache["score.py"] = (len(source), None, source.splitlines(True), "score.py")
-        module = types.ModuleType("score")
-        module.__file__ = "score.py"
-        module.azureml_parameters = {}
-        sys.modules["score"] = module
-        code = compile(art.score_py, "score.py", "exec")
-        os.chdir(self.workdir)
-        exec(code, module.__dict__)
-        fn = getattr(module, "azureml_main", None)
-        if not callable(fn):
-            raise TypeError("score.py defines no callable azureml_main")
-        _check_arity(fn, self.n_ports)
+        self.workdir = workdir
         self.module, self.fn = module, fn
+        self.log_cap = log_cap
+        self.max_output = max_output
+        self.hidden_roots = hidden_roots  # folders shown relative in tracebacks
+        self.calls = 0
 
     # -- calls ------------------------------------------------------------------------
 
@@ -90,21 +77,30 @@ class Worker:
                     reply["error"] = {"kind": "memory", "message": "the script ran out of memory"}
                 except BaseException as exc:  # noqa: BLE001 - anything the script raises is its result
                     reply["error"] = {"kind": "script",
-                                      "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000], self.workdir),
-                                      "traceback": clean_traceback(exc, self.workdir)}
+                                      "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000],
+                                                             self.hidden_roots),
+                                      "traceback": clean_traceback(exc, self.hidden_roots)}
             reply["log"], reply["log_truncated"] = _read_log(self.workdir / LOG_NAME, self.log_cap)
             if "error" not in reply:
-                reply["output"] = messages.encode_table(table, out_blobs)
-                reply["notes"] = notes
-                reply["plots"] = _collect_plots(calldir, out_blobs)
+                try:
+                    reply["output"] = messages.encode_table(table, out_blobs)
+                    reply["notes"] = notes
+                    reply["plots"] = _collect_plots(calldir, out_blobs)
+                except MemoryError:
+                    out_blobs = []
+                    reply = {"op": "result", "id": header["id"], "log": reply["log"],
+                             "error": {"kind": "memory", "message": "out of memory while encoding the output"}}
                 size = sum(len(b) for b in out_blobs)
                 if size > self.max_output:
                     out_blobs = []
                     reply.pop("output"), reply.pop("plots")
                     reply["error"] = {"kind": "output_too_large",
                                       "message": f"the output is {size} bytes; the limit is {self.max_output}"}
-                reply["timing"] = {"script_ms": round(script_ms, 3),
-                                   "worker_ms": round((time.perf_counter() - started) * 1000, 3)}
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            reply["timing"] = {"worker_ms": round((time.perf_counter() - started) * 1000, 3),
+                               "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}
+            if "error" not in reply:
+                reply["timing"]["script_ms"] = round(script_ms, 3)
         finally:
             os.chdir(self.workdir)
             shutil.rmtree(calldir, ignore_errors=True)
@@ -191,19 +187,21 @@ def _collect_plots(calldir: Path, blobs: list) -> list:
     return plots
 
 
-def clean_traceback(exc: BaseException, workdir: Path) -> str:
+def clean_traceback(exc: BaseException, roots: list[Path]) -> str:
     """The script's traceback, from its own frames down, with no host paths in it."""
     tb = exc.__traceback__
+    prefixes = tuple(str(r) for r in roots)
     while tb is not None and tb.tb_frame.f_code.co_filename != "score.py" and \
-            not tb.tb_frame.f_code.co_filename.startswith(str(workdir)):
+            not tb.tb_frame.f_code.co_filename.startswith(prefixes):
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
-    return scrub_paths(text, workdir)
+    return scrub_paths(text, roots)
 
 
-def scrub_paths(text: str, workdir: Path) -> str:
-    replacements = [(str(workdir) + os.sep, ""), (str(workdir), "."),
-                    (str(Path(__file__).resolve().parents[2]), "<scorepub>")]
+def scrub_paths(text: str, roots: list[Path]) -> str:
+    replacements = [(str(Path(__file__).resolve().parents[2]), "<scorepub>")]
+    for root in roots:
+        replacements += [(str(root) + os.sep, ""), (str(root), ".")]
     paths = sysconfig.get_paths()
     for key, label in (("purelib", "<site-packages>"), ("platlib", "<site-packages>"),
                        ("stdlib", "<stdlib>"), ("platstdlib", "<stdlib>")):
@@ -214,47 +212,3 @@ def scrub_paths(text: str, workdir: Path) -> str:
     for old, new in sorted(replacements, key=lambda r: -len(r[0])):
         text = text.replace(old, new)
     return text
-
-
-def main(argv=None) -> int:
-    from serving.runtime import messages
-
-    try:
-        return _run(argv)
-    except (OSError, messages.ProtocolError):
-        return 0  # the parent went away (a pool closing while this worker started): nothing to report
-
-
-def _run(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    from serving.runtime import messages
-
-    sock = socket.socket(fileno=int(argv[0]))
-    header, blobs = messages.recv(sock, max_bytes=1 << 40)
-    worker = Worker(sock, header, bytes(blobs[0]))
-    t0 = time.perf_counter()
-    log_path = worker.workdir / LOG_NAME
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-    except ImportError:
-        pass
-    try:
-        with _capture(log_path):
-            worker.load()
-    except BaseException as exc:  # noqa: BLE001 - report any load failure to the parent
-        log, _ = _read_log(log_path, worker.log_cap)
-        messages.send(sock, {"op": "load_failed",
-                             "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000], worker.workdir),
-                             "traceback": clean_traceback(exc, worker.workdir), "log": log})
-        return 3
-    log, _ = _read_log(log_path, worker.log_cap)
-    messages.send(sock, {"op": "ready", "pid": os.getpid(), "load_ms": round((time.perf_counter() - t0) * 1000, 1),
-                         "log": log})
-    worker.serve()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

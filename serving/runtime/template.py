@@ -1,0 +1,335 @@
+"""The template process of one artifact: it loads everything once, then forks workers on demand.
+
+Started by the pool as ``python -m serving.runtime.template FD``, with only the control socket.
+1. As the **zygote** (single-threaded, nothing imported yet) it enters new network and PID
+   namespaces (and a user namespace when not root) and forks the template, PID 1 inside them.
+2. The **template** imports pandas, numpy and matplotlib (Agg), verifies the artifact, unpacks the
+   Script Bundle, drops to its sandbox uid, sets rlimits, Landlock and seccomp, then imports
+   score.py (so module-level code runs sandboxed) and reports ``ready`` with its layers.
+3. On ``fork`` it forks a **worker**, which narrows Landlock to its own directory and adds the
+   worker seccomp filter (no processes, no signals to others), then serves calls; the parent's
+   end of the worker's socketpair goes to the web process over SCM_RIGHTS.
+Control messages (JSON frames, ``messages.py``): init, fork -> forked (+fd), kill -> exited,
+exit -> exited (waits for the worker to be reaped), and ready/load_failed once.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+# The zygote must stay single-threaded until it has entered its namespaces: keep imports
+# that start threads (numpy's BLAS) for the template.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import orjson  # noqa: E402
+
+from serving.runtime import messages, sandbox  # noqa: E402
+
+
+def describe_status(status: int) -> dict:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return {"signal": name}
+    return {"code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1}
+
+
+class Template:
+    def __init__(self, sock: socket.socket, init: dict, artifact_bytes: bytes):
+        self.sock = sock
+        self.init = init
+        self.artifact_bytes = artifact_bytes
+        self.pool_dir = Path(init["pool_dir"])
+        self.template_dir = self.pool_dir / "template"
+        self.workers_dir = self.pool_dir / "workers"
+        self.strict = init["sandbox"] == "strict"
+        self.layers: dict[str, dict] = {}
+        self.exits: dict[int, dict] = {}
+        self.children: set[int] = set()
+        self.forks = 0
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def layer(self, name: str, fn, *args):
+        """Apply one layer; in strict mode a failure stops everything, otherwise it is reported."""
+        try:
+            result = fn(*args)
+            self.layers[name] = {"active": True}
+            return result
+        except sandbox.SandboxUnavailable as exc:
+            self.layers[name] = {"active": False, "detail": str(exc)}
+            if self.strict:
+                raise
+
+    def prepare(self) -> None:
+        """Everything trusted, before the sandbox: imports, artifact, bundle."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401 - builds the font cache now, while it may write
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+
+        from publisher import artifact, bundle
+        from serving.runtime import output, worker  # noqa: F401 - everything a worker needs, loaded now
+
+        art = artifact.load(self.artifact_bytes, self.init["digest"])  # refuses a mismatch
+        del self.artifact_bytes
+        self.score_py = art.score_py
+        bundle_dir = self.template_dir / "Script Bundle"
+        if art.bundle is not None:
+            bundle.unpack(art.bundle, bundle_dir)
+        else:
+            bundle_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["SCRIPT_BUNDLE"] = str(bundle_dir)
+        sys.path.insert(0, str(bundle_dir))
+        self.bundle_dir = bundle_dir
+
+    def confine(self) -> None:
+        """The template's own layers (its workers inherit them and add their own)."""
+        sb = self.init
+        if sb["sandbox"] == "off":
+            self.layers.update({n: {"active": False, "detail": "SCOREPUB_SANDBOX=off"}
+                                for n in ("uid", "landlock", "seccomp")})
+        else:
+            if os.getuid() == 0:
+                self.layer("uid", self._drop_root, sb["uid"])
+            else:
+                self.layer("uid", sandbox.drop_capabilities)
+        memory = sb["memory_mb"] * 1024 * 1024 + sandbox.address_space_in_use()
+        self.layer("rlimits", sandbox.set_rlimits, memory, None, sb["max_processes"], 256,
+                   sb["max_file_bytes"])
+        if sb["sandbox"] != "off":
+            read_only = sandbox.python_read_paths() + [str(self.template_dir)]
+            self.layer("landlock", sandbox.landlock_restrict, read_only, [str(self.workers_dir)])
+            self.layer("seccomp", sandbox.seccomp_template)
+
+    @staticmethod
+    def _drop_root(uid: int) -> None:
+        sandbox.drop_privileges(uid, uid)
+        sandbox.check_python_readable(uid)
+
+    # -- serving the pool ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        from serving.runtime.worker import load_script
+
+        os.chdir(self.template_dir)
+        self.module, self.fn = load_script(self.score_py, int(self.init["n_ports"]))
+
+    def _reap(self, *_):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            self.exits[pid] = describe_status(status)
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGCHLD, self._reap)
+        while True:
+            try:
+                header, _ = messages.recv(self.sock, max_bytes=0)
+            except (OSError, messages.ProtocolError):
+                return  # the web process is gone: the namespace goes with us
+            op = header.get("op")
+            if op == "fork":
+                self.fork_worker()
+            elif op in ("kill", "exit"):
+                pid = int(header.get("pid", 0))
+                if op == "kill" and pid in self.children:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                messages.send(self.sock, {"op": "exited", "pid": pid, "exit": self._wait_exit(pid)})
+                self._remove_dir(pid)
+            else:
+                return
+
+    def _wait_exit(self, pid: int) -> dict | None:
+        deadline = time.monotonic() + 2
+        while pid in self.children and time.monotonic() < deadline:
+            self._reap()
+            if pid in self.children:
+                time.sleep(0.002)
+        return self.exits.pop(pid, None)
+
+    def _remove_dir(self, pid: int) -> None:
+        import shutil
+
+        shutil.rmtree(self.workers_dir / str(pid), ignore_errors=True)
+
+    def fork_worker(self) -> None:
+        self.forks += 1
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                self.sock.close()
+                mine.close()
+                code = self.run_worker(theirs)
+            except BaseException:  # noqa: BLE001 - a worker never returns into the template's loop
+                code = 70
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.children.add(pid)
+        messages.send(self.sock, {"op": "forked", "pid": pid})
+        socket.send_fds(self.sock, [b"F"], [mine.fileno()])
+        mine.close()
+
+    def run_worker(self, sock: socket.socket) -> int:
+        from serving.runtime.worker import Worker
+
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        pid = os.getpid()
+        os.setpgid(0, 0)
+        sandbox.die_with_parent()
+        workdir = self.workers_dir / str(pid)
+        workdir.mkdir(mode=0o700)
+        for name in ("HOME", "TMPDIR"):
+            os.environ[name] = str(workdir)
+        cpu = int(self.init["cpu_limit_s"])
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))  # the pool recycles a worker at half of it
+        if self.init["sandbox"] != "off":
+            sandbox.landlock_restrict(sandbox.python_read_paths() + [str(self.template_dir)], [str(workdir)])
+            sandbox.seccomp_worker(pid)
+        os.chdir(workdir)
+        Worker(sock, workdir, self.module, self.fn, int(self.init["log_cap"]), int(self.init["max_output_bytes"]),
+               [self.template_dir, workdir]).serve()
+        return 0
+
+
+def _zygote(sock: socket.socket, init: dict) -> None:
+    """Enter the namespaces and fork the template (PID 1 inside them); wait for it, then exit."""
+    as_root = os.getuid() == 0
+    layers = {}
+    try:
+        sandbox.close_fds({sock.fileno()})
+        layers["fds"] = {"active": True}
+        sandbox.die_with_parent()
+        layers["pdeathsig"] = {"active": True}
+        sandbox.no_new_privs()
+        layers["no_new_privs"] = {"active": True}
+        if init["sandbox"] == "off":
+            layers["namespaces"] = {"active": False, "detail": "SCOREPUB_SANDBOX=off"}
+        else:
+            sandbox.enter_namespaces(as_root)
+            layers["namespaces"] = {"active": True}
+    except sandbox.SandboxUnavailable as exc:
+        failed = next(n for n in sandbox.LAYERS if n not in layers)
+        layers[failed] = {"active": False, "detail": str(exc)}
+        messages.send(sock, {"op": "load_failed", "kind": "sandbox", "layers": layers,
+                             "message": f"sandbox layer '{failed}' is unavailable: {exc}"})
+        os._exit(4)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(_template_main(sock, init, layers))
+    sock.close()
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+        except InterruptedError:
+            continue
+
+
+def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
+    from serving.runtime.worker import LOG_NAME, _capture, _read_log, clean_traceback, scrub_paths
+
+    t0 = time.perf_counter()
+    template = Template(sock, init, init.pop("_artifact"))
+    template.layers.update(layers)
+    try:
+        sandbox.die_with_parent()
+        template.template_dir.mkdir(parents=True, exist_ok=True)
+        template.prepare()
+        template.confine()
+    except sandbox.SandboxUnavailable as exc:
+        messages.send(sock, {"op": "load_failed", "kind": "sandbox", "layers": template.layers,
+                             "message": f"the sandbox could not be set up: {exc}"})
+        return 4
+    log_path = template.workers_dir / LOG_NAME
+    roots = [template.template_dir]
+    try:
+        with _capture(log_path):
+            template.load()
+    except BaseException as exc:  # noqa: BLE001 - report any load failure to the web process
+        log, _ = _read_log(log_path, int(init["log_cap"]))
+        messages.send(sock, {"op": "load_failed", "kind": "script", "layers": template.layers,
+                             "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000], roots),
+                             "traceback": clean_traceback(exc, roots), "log": log})
+        return 3
+    log, _ = _read_log(log_path, int(init["log_cap"]))
+    messages.send(sock, {"op": "ready", "load_ms": round((time.perf_counter() - t0) * 1000, 1),
+                         "log": log, "layers": template.layers})
+    template.serve()
+    return 0
+
+
+def probe(sandbox_mode: str) -> dict:
+    """Which layers this host provides, checked in a throwaway child (for start-up and /readyz)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        report = {}
+        steps = [("no_new_privs", sandbox.no_new_privs), ("pdeathsig", sandbox.die_with_parent),
+                 ("namespaces", lambda: sandbox.enter_namespaces(os.getuid() == 0)),
+                 ("uid", (lambda: sandbox.drop_privileges(65534, 65534)) if os.getuid() == 0
+                  else sandbox.drop_capabilities),
+                 ("landlock", lambda: sandbox.landlock_restrict(sandbox.python_read_paths(), [])),
+                 ("seccomp", sandbox.seccomp_template)]
+        for name, step in steps:
+            try:
+                step()
+                report[name] = {"active": True}
+            except sandbox.SandboxUnavailable as exc:
+                report[name] = {"active": False, "detail": str(exc)}
+        os.write(write, orjson.dumps(report))
+        os._exit(0)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    os.waitpid(pid, 0)
+    report = orjson.loads(b"".join(chunks))
+    report["fds"] = report["rlimits"] = {"active": True}
+    report["landlock_abi"] = sandbox.landlock_abi()
+    if sandbox_mode == "off":
+        for name in ("namespaces", "uid", "landlock", "seccomp"):
+            report[name] = {"active": False, "detail": "SCOREPUB_SANDBOX=off"}
+    return report
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--probe":
+        sys.stdout.write(orjson.dumps(probe(argv[1] if len(argv) > 1 else "strict")).decode() + "\n")
+        return 0
+    sock = socket.socket(fileno=int(argv[0]))
+    try:
+        header, blobs = messages.recv(sock, max_bytes=1 << 40)
+    except (OSError, messages.ProtocolError):
+        return 0
+    header["_artifact"] = bytes(blobs[0])
+    _zygote(sock, header)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
