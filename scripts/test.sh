@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Install scorepub with its test tools into .venv and run the whole test suite.
+#
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth, database "test") for the registry tests:
-# started here with pg_ctlcluster when it is installed but down.
+# started here with pg_ctlcluster when it is installed but down. Run as root (as CI does), it
+# also runs the hostile-script corpus a second time as an unprivileged user, so the sandbox is
+# proven both ways (uid drop as root, user namespaces otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
+
+if [ "$(id -u)" = 0 ] && ! ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; then
+    apt-get update -qq && apt-get install -y -qq libseccomp2 >/dev/null
+fi
 ensure_venv classic,test
 
 pg_url=${SCOREPUB_TEST_POSTGRES:-postgresql+psycopg://postgres@127.0.0.1:5432/test}
@@ -22,4 +29,20 @@ then
     fi
 fi
 
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+
+# The hostile corpus again, as an unprivileged user (only for a full run started as root).
+if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
+    user=scorepub-test
+    id "$user" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+    home=$(mktemp -d /tmp/scorepub-test-home.XXXXXX)
+    chown "$user" "$home"
+    if ! runuser -u "$user" -- test -r .venv/bin/python -a -x "$PWD/tests"; then
+        echo "error: $user cannot read $PWD; clone scorepub into a folder other users can read" >&2
+        exit 1
+    fi
+    echo "--- hostile corpus as the unprivileged user $user ---"
+    runuser -u "$user" -- env HOME="$home" PYTHONDONTWRITEBYTECODE=1 \
+        .venv/bin/python -m pytest -p no:cacheprovider -q tests/hostile
+    rm -rf "$home"
+fi

@@ -4,10 +4,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 
 from gunicorn.app.base import BaseApplication
 
 from publisher.registry import Registry
+
+from .runtime.dispatcher import probe_sandbox
+from .state import SANDBOX_OFF_WARNING
 
 
 class _Gunicorn(BaseApplication):
@@ -36,9 +40,29 @@ def _child_exit(server, worker) -> None:
     mark_process_dead(worker.pid)
 
 
+def check_sandbox(settings) -> dict:
+    """Refuse to start in strict mode without every layer; shout when the sandbox is off."""
+    report = probe_sandbox(settings.sandbox)
+    if settings.sandbox == "off":
+        print(f"\n*** WARNING: {SANDBOX_OFF_WARNING} ***\n", file=sys.stderr, flush=True)
+    elif report["missing"]:
+        details = "; ".join(f"{name}: {report['layers'][name].get('detail', 'unavailable')}"
+                            for name in report["missing"])
+        print(f"scorepub: refusing to start: SCOREPUB_SANDBOX=strict and this host lacks sandbox layer(s) "
+              f"{', '.join(report['missing'])} ({details}). Fix the host, or set SCOREPUB_SANDBOX=off for "
+              "development only.", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    else:
+        active = ", ".join(n for n, s in report["layers"].items() if s.get("active"))
+        print(f"scorepub: sandbox strict, layers active: {active} (Landlock ABI {report['landlock_abi']})",
+              file=sys.stderr, flush=True)
+    return report
+
+
 def run(settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port,
                                    web_workers=workers or settings.web_workers)
+    check_sandbox(settings)
     Registry(settings.database_url).dispose()  # migrate once, before the workers start
     # prometheus-client's multiprocess mode: set before any web process imports it
     metrics_dir = settings.run_dir / f"metrics-{os.getpid()}"

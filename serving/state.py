@@ -17,6 +17,9 @@ from .throttle import Throttle
 
 log = logging.getLogger("scorepub.state")
 
+SANDBOX_OFF_WARNING = ("SCOREPUB_SANDBOX=off: scripts run WITHOUT the sandbox (no namespaces, uid drop, Landlock "
+                       "or seccomp). Development only: never serve untrusted scripts or callers like this.")
+
 
 @dataclasses.dataclass
 class AppState:
@@ -65,9 +68,12 @@ class AppState:
 
     def readiness(self) -> dict:
         """Registry reachable, sandbox layers, workers of each live version warm (for /readyz)."""
-        report = {"ready": True, "registry": {"ok": True}, "services": {},
-                  "sandbox": {"active": False, "layers": {},
-                              "note": "no sandbox layers yet: scripts run as the server's user (issue 5)"}}
+        sandbox = self.runtime.sandbox_report()
+        report = {"ready": True, "registry": {"ok": True}, "services": {}, "sandbox": sandbox}
+        if sandbox["mode"] == "off":
+            sandbox["warning"] = SANDBOX_OFF_WARNING
+        elif sandbox["missing"]:
+            report["ready"] = False  # strict mode without every layer: nothing may run
         try:
             live = list(self.live_versions())
         except Exception as exc:  # noqa: BLE001 - the report says what failed

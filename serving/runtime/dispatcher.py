@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import subprocess
+import sys
 import threading
 import time
 from typing import Callable
+
+import orjson
 
 from publisher import artifact
 from publisher.schema import ServiceSchema
@@ -29,6 +33,19 @@ class CallResult:
         return [{"name": n, "data": base64.b64encode(b).decode("ascii")} for n, b in self.plots]
 
 
+def probe_sandbox(mode: str) -> dict:
+    """Run the sandbox probe in a fresh single-threaded process; the layers it could set up."""
+    proc = subprocess.run([sys.executable, "-m", "serving.runtime.template", "--probe", mode],
+                          capture_output=True, timeout=60)
+    try:
+        layers = orjson.loads(proc.stdout)
+    except orjson.JSONDecodeError:
+        layers = {"probe": {"active": False, "detail": (proc.stderr or proc.stdout).decode()[-500:]}}
+    abi = layers.pop("landlock_abi", None)
+    missing = [name for name, state in layers.items() if not state.get("active")]
+    return {"mode": mode, "landlock_abi": abi, "layers": layers, "missing": missing}
+
+
 class Runtime:
     """Pools keyed by artifact digest, made on first use, shared by the threads of one process."""
 
@@ -38,6 +55,7 @@ class Runtime:
         self.pools: dict[str, Pool] = {}
         self.lock = threading.Lock()
         self.spawner = Spawner()
+        self._sandbox_report: dict | None = None
 
     def pool(self, digest: str, schema: ServiceSchema) -> Pool:
         pool = self.pools.get(digest)
@@ -85,6 +103,12 @@ class Runtime:
                   "total_ms": round((time.perf_counter() - started) * 1000, 3)}
         notes = [str(n) for n in reply.get("notes") or []]
         return CallResult(output, log_text, bool(reply.get("log_truncated")), plots, notes, timing)
+
+    def sandbox_report(self) -> dict:
+        """The layers this host provides, probed once in a fresh process (for /readyz)."""
+        if self._sandbox_report is None:
+            self._sandbox_report = probe_sandbox(self.settings.sandbox)
+        return self._sandbox_report
 
     def close(self) -> None:
         with self.lock:

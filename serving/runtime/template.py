@@ -287,7 +287,9 @@ def probe(sandbox_mode: str) -> dict:
     if pid == 0:
         os.close(read)
         report = {}
-        steps = [("no_new_privs", sandbox.no_new_privs), ("pdeathsig", sandbox.die_with_parent),
+        steps = [("fds", lambda: sandbox.close_fds({write})),
+                 ("rlimits", lambda: sandbox.set_rlimits(None, None, 4096, 1024, 1 << 30)),
+                 ("no_new_privs", sandbox.no_new_privs), ("pdeathsig", sandbox.die_with_parent),
                  ("namespaces", lambda: sandbox.enter_namespaces(os.getuid() == 0)),
                  ("uid", (lambda: sandbox.drop_privileges(65534, 65534)) if os.getuid() == 0
                   else sandbox.drop_capabilities),
@@ -308,7 +310,6 @@ def probe(sandbox_mode: str) -> dict:
     os.close(read)
     os.waitpid(pid, 0)
     report = orjson.loads(b"".join(chunks))
-    report["fds"] = report["rlimits"] = {"active": True}
     report["landlock_abi"] = sandbox.landlock_abi()
     if sandbox_mode == "off":
         for name in ("namespaces", "uid", "landlock", "seccomp"):
