@@ -10,7 +10,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from . import bundle as bundle_mod
 from .coercion import InputError, rows_to_table
-from .errors import PublishError, SchemaError
+from .errors import PublishError, SchemaError, ScriptError
 from .schema import ServiceSchema, infer_schema, parse_schema, schema_to_document
 from .script_check import check_script
 
@@ -39,11 +39,11 @@ class Experiment:
         return out
 
 
-def _read_json(path: Path):
+def _json(name: str, data: bytes):
     try:
-        return orjson.loads(path.read_bytes())
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise PublishError(f"{path.name}: not valid JSON ({exc})") from None
+        raise PublishError(f"{name}: not valid JSON ({exc})") from None
 
 
 def read_experiment(folder: Path, settings, bundle_path: Path | None = None) -> Experiment:
@@ -51,49 +51,54 @@ def read_experiment(folder: Path, settings, bundle_path: Path | None = None) -> 
     folder = Path(folder)
     if not folder.is_dir():
         raise PublishError(f"{folder}: not a folder")
-    script = folder / "score.py"
-    if not script.is_file():
+    if not (folder / "score.py").is_file():
         raise PublishError(f"{folder}: has no score.py")
+    files = {name: (folder / name).read_bytes() for name in
+             ("score.py", "schema.json", "sample.json", "requirements.txt", "bundle.zip") if (folder / name).is_file()}
+    if bundle_path is not None:
+        if not Path(bundle_path).is_file():
+            raise PublishError(f"bundle: {bundle_path} does not exist")
+        files["bundle.zip"] = Path(bundle_path).read_bytes()
+    elif (folder / "bundle").is_dir():
+        if "bundle.zip" in files:
+            raise PublishError(f"{folder}: has both bundle.zip and bundle/; keep one")
+        files["bundle.zip"] = None  # zipped below, from the folder
+    return experiment_from_files(files, settings, bundle_folder=folder / "bundle")
+
+
+def experiment_from_files(files: dict, settings, bundle_folder: Path | None = None) -> Experiment:
+    """Validate an experiment given as file contents (an uploaded form, or a folder read above)."""
+    if not files.get("score.py"):
+        raise ScriptError("score.py is required")
     warnings: list[str] = []
-    sample = _read_json(folder / "sample.json") if (folder / "sample.json").is_file() else None
+    sample = _json("sample.json", files["sample.json"]) if files.get("sample.json") else None
     if isinstance(sample, list):
         sample = {"input1": sample}
-    if (folder / "schema.json").is_file():
-        schema = parse_schema(_read_json(folder / "schema.json"))
+    if files.get("schema.json"):
+        schema = parse_schema(_json("schema.json", files["schema.json"]))
     elif sample is not None:
         schema = infer_schema(sample)
         cols = ", ".join(f"{c.name} ({c.type})" for c in schema.inputs["input1"].columns)
         warnings.append(f"no schema.json: one port input1 with columns inferred from sample.json: {cols}")
     else:
-        raise SchemaError(f"{folder}: has neither schema.json nor sample.json to infer a schema from")
-    score_py = script.read_bytes()
-    check_script(score_py, len(schema.inputs))
-    bundle = _read_bundle(folder, settings, bundle_path)
+        raise SchemaError("schema.json: missing; give one (or a sample.json to infer it from): there is neither schema.json nor sample.json")
+    check_script(files["score.py"], len(schema.inputs))
+    limits = (settings.max_bundle_bytes, settings.max_bundle_files)
+    bundle = None
+    if "bundle.zip" in files and files["bundle.zip"] is None:
+        bundle = bundle_mod.zip_folder(bundle_folder, *limits)
+    elif files.get("bundle.zip"):
+        bundle = bundle_mod.normalize_zip(files["bundle.zip"], *limits)
     if sample is not None:
         check_sample(sample, schema, settings.max_rows)
-    requirements = None
-    if (folder / "requirements.txt").is_file():
-        requirements = (folder / "requirements.txt").read_bytes()
+    requirements = files.get("requirements.txt") or None
+    if requirements is not None:
         check_requirements(requirements)
     capped = schema.limits.capped(settings)
     for key, value in vars(schema.limits).items():
         if getattr(capped, key) < value:
             warnings.append(f"limits.{key} {value} is above this server's maximum; {getattr(capped, key)} applies")
-    return Experiment(score_py, schema, bundle, sample, requirements, warnings)
-
-
-def _read_bundle(folder: Path, settings, bundle_path: Path | None) -> bytes | None:
-    limits = (settings.max_bundle_bytes, settings.max_bundle_files)
-    zip_path = Path(bundle_path) if bundle_path else folder / "bundle.zip"
-    if bundle_path or zip_path.is_file():
-        if bundle_path and not zip_path.is_file():
-            raise PublishError(f"bundle: {zip_path} does not exist")
-        if (folder / "bundle").is_dir() and not bundle_path:
-            raise PublishError(f"{folder}: has both bundle.zip and bundle/; keep one")
-        return bundle_mod.normalize_zip(zip_path.read_bytes(), *limits)
-    if (folder / "bundle").is_dir():
-        return bundle_mod.zip_folder(folder / "bundle", *limits)
-    return None
+    return Experiment(files["score.py"], schema, bundle, sample, requirements, warnings)
 
 
 def check_sample(sample, schema: ServiceSchema, max_rows: int) -> None:

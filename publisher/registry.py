@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import api_keys
 from .errors import Conflict, NotFound, PublishError
 from .registry_tables import api_keys as keys_t
-from .registry_tables import audit_log, services, versions
+from .registry_tables import audit_log, calls, login_failures, services, users, versions
 
 SERVICE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,6 +47,11 @@ class ServiceRecord:
     name: str
     created_at: dt.datetime
     live_version: int | None
+    store_payloads: bool = False
+
+    @classmethod
+    def from_row(cls, row) -> "ServiceRecord":
+        return cls(row.id, row.name, _utc(row.created_at), row.live_version, bool(row.store_payloads))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,12 +131,12 @@ class Registry:
                 (services.c.name == name_or_id) | (services.c.id == name_or_id))).first()
         if row is None:
             raise NotFound(f"no service named {name_or_id!r}")
-        return ServiceRecord(row.id, row.name, _utc(row.created_at), row.live_version)
+        return ServiceRecord.from_row(row)
 
     def services(self) -> list[ServiceRecord]:
         with self._read() as conn:
             rows = conn.execute(select(services).order_by(services.c.name)).all()
-        return [ServiceRecord(r.id, r.name, _utc(r.created_at), r.live_version) for r in rows]
+        return [ServiceRecord.from_row(r) for r in rows]
 
     def versions(self, name: str) -> list[VersionRecord]:
         svc = self.service(name)
@@ -291,6 +296,80 @@ class Registry:
             self._log(conn, svc.id, at, actor, "regenerate-key", None, None, {"slot": slot})
         return key
 
+    def set_store_payloads(self, name: str, store: bool, actor: str) -> None:
+        with self._write() as conn:
+            svc = self._locked_service(conn, name)
+            conn.execute(update(services).where(services.c.id == svc.id).values(store_payloads=store))
+            self._log(conn, svc.id, now(), actor, "store-payloads", None, None, {"store": store})
+
+    # -- admin users ------------------------------------------------------------------
+
+    def create_user(self, name: str, password_hash: str) -> None:
+        """Make an admin login, or give an existing one a new password."""
+        if not re.match(r"^[A-Za-z0-9_.@-]{1,64}$", name or ""):
+            raise PublishError(f"user name {name!r} is invalid: 1 to 64 letters, digits or _.@-")
+        with self._write() as conn:
+            if conn.execute(select(users.c.name).where(users.c.name == name)).first():
+                conn.execute(update(users).where(users.c.name == name).values(password_hash=password_hash))
+            else:
+                conn.execute(insert(users).values(name=name, password_hash=password_hash, created_at=now()))
+
+    def password_hash(self, name: str) -> str | None:
+        with self._read() as conn:
+            return conn.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
+
+    def login_failures(self, name: str, since: dt.datetime) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(login_failures).where(
+                login_failures.c.name == name, login_failures.c.at >= since)).scalar_one()
+
+    def record_login_failure(self, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(insert(login_failures).values(name=name[:64], at=now()))
+            conn.execute(delete(login_failures).where(login_failures.c.at < now() - dt.timedelta(days=1)))
+
+    # -- the call log ------------------------------------------------------------------
+
+    def record_calls(self, rows: list[dict], keep: int) -> None:
+        """Append calls (one transaction) and keep only the newest ``keep`` per service."""
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.execute(insert(calls), rows)
+            for service_id in {r["service_id"] for r in rows}:
+                cutoff = conn.execute(select(calls.c.id).where(calls.c.service_id == service_id)
+                                      .order_by(calls.c.id.desc()).offset(keep).limit(1)).scalar()
+                if cutoff is not None:
+                    conn.execute(delete(calls).where(calls.c.service_id == service_id, calls.c.id <= cutoff))
+
+    def recent_calls(self, service_id: str, limit: int = 100) -> list[dict]:
+        columns = [calls.c[n] for n in ("id", "version", "request_id", "at", "face", "status", "duration_ms",
+                                         "rows_in", "rows_out", "error_code", "error_message")]
+        with self._read() as conn:
+            rows = conn.execute(select(*columns).where(calls.c.service_id == service_id)
+                                .order_by(calls.c.id.desc()).limit(limit)).all()
+        return [{**r._asdict(), "at": _utc(r.at)} for r in rows]
+
+    def call(self, service_id: str, call_id: int) -> dict:
+        with self._read() as conn:
+            row = conn.execute(select(calls).where(calls.c.service_id == service_id, calls.c.id == call_id)).first()
+        if row is None:
+            raise NotFound(f"no call {call_id}")
+        return {**row._asdict(), "at": _utc(row.at)}
+
+    def call_stats(self, since: dt.datetime) -> dict:
+        """Per service id: calls, errors and latencies since ``since``."""
+        with self._read() as conn:
+            rows = conn.execute(select(calls.c.service_id, calls.c.status, calls.c.duration_ms)
+                                .where(calls.c.at >= since)).all()
+        stats: dict = {}
+        for service_id, status, duration in rows:
+            entry = stats.setdefault(service_id, {"calls": 0, "errors": 0, "durations": []})
+            entry["calls"] += 1
+            entry["errors"] += status >= 400
+            entry["durations"].append(duration)
+        return stats
+
     # -- helpers --------------------------------------------------------------------
 
     def _locked_service(self, conn, name) -> ServiceRecord:
@@ -300,7 +379,7 @@ class Registry:
         row = conn.execute(query).first()
         if row is None:
             raise NotFound(f"no service named {name!r}")
-        return ServiceRecord(row.id, row.name, _utc(row.created_at), row.live_version)
+        return ServiceRecord.from_row(row)
 
     def _locked_version(self, conn, name, number):
         svc = self._locked_service(conn, name)

@@ -1,6 +1,6 @@
 """The registry's tables (SQLAlchemy Core). Changes go through Alembic migrations only."""
-from sqlalchemy import (Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
+                        Text, UniqueConstraint, false)
 
 metadata = MetaData()
 
@@ -11,6 +11,7 @@ services = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("next_version", Integer, nullable=False),
     Column("live_version", Integer, nullable=True),
+    Column("store_payloads", Boolean, nullable=False, server_default=false()),
 )
 
 versions = Table(
@@ -45,4 +46,42 @@ audit_log = Table(
     Column("from_version", Integer, nullable=True),
     Column("detail", Text, nullable=False),
     Index("ix_audit_log_service_at", "service_id", "at"),
+)
+
+users = Table(
+    "users", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_login_failures_name_at", "name", "at"),
+)
+
+calls = Table(
+    "calls", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(36), ForeignKey("services.id"), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("request_id", String(128), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("face", String(16), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("rows_in", Integer, nullable=False),
+    Column("rows_out", Integer, nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("log", Text, nullable=True),
+    Column("plots", Text, nullable=True),
+    Column("notes", Text, nullable=True),
+    Column("payload", Text, nullable=True),
+    Index("ix_calls_service_at", "service_id", "at"),
+    Index("ix_calls_request_id", "request_id"),
 )

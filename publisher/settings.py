@@ -56,6 +56,11 @@ class Settings:
     log_cap_bytes: int = 64 * 1024
     max_output_bytes: int = 256 * MiB
     worker_start_timeout_s: int = 120
+    # call log and admin page (secret_key signs admin sessions; default: made once under home)
+    secret_key: str = ""
+    call_log_keep: int = 1000
+    login_max_failures: int = 5
+    cookie_secure: int = 0
     # sandbox
     sandbox: str = "strict"
     sandbox_uid_base: int = 200_000
@@ -73,6 +78,7 @@ class Settings:
             run_dir=Path(env.get("SCOREPUB_RUN_DIR") or default_run_dir(home)).absolute(),
             host=env.get("SCOREPUB_HOST") or cls.host,
             sandbox=(env.get("SCOREPUB_SANDBOX") or cls.sandbox).lower(),
+            secret_key=env.get("SCOREPUB_SECRET_KEY") or "",
         )
         if values["sandbox"] not in ("strict", "off"):
             raise ValueError(f"SCOREPUB_SANDBOX must be strict or off, not {values['sandbox']!r}")

@@ -9,8 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 
-if [ "$(id -u)" = 0 ] && ! ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; then
-    apt-get update -qq && apt-get install -y -qq libseccomp2 >/dev/null
+# Debian packages the tests use: libseccomp (the sandbox), Chromium (the admin page tests).
+missing=()
+ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || missing+=(libseccomp2)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing ${missing[*]}" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "error: install ${missing[*]} (Debian packages) first" >&2
+        exit 1
+    fi
 fi
 ensure_venv classic,test
 

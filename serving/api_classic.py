@@ -5,7 +5,7 @@ A classic client changes only its base URL and key: the path shape, ``api-versio
 """
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 
 from . import codecs
 from .errors import ApiError, bad_argument
@@ -29,5 +29,6 @@ def execute(workspace: str, service: str):
                        f"Content type '{request.content_type}' is not supported; send application/json.")
     body = request.get_data(cache=False)
     max_rows = state().settings.max_rows
+    g.face = "classic"
     return run(record, version, lambda schema: codec.decode(body, schema, max_rows), codec.encode,
-               flag(request, "details"), "application/json")
+               flag(request, "details"), "application/json", body)

@@ -60,7 +60,7 @@ def _score(name: str, number: int | None) -> Response:
         return codec.decode(body, schema, max_rows)
 
     media = out.media_type + ("; charset=utf-8" if out.media_type == "text/csv" else "")
-    return run(service, version, decode, out.encode, flag(request, "details"), media)
+    return run(service, version, decode, out.encode, flag(request, "details"), media, body)
 
 
 @bp.get("/services/<name>")

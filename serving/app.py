@@ -3,34 +3,76 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
+import secrets
 import time
 import uuid
+from pathlib import Path
 
 from flask import Flask, g, request
+from flask_wtf.csrf import CSRFProtect
 
+from publisher.registry import now
 from publisher.settings import Settings
 
 from . import errors, metrics
+from .admin import bp as admin_bp
 from .api_classic import bp as classic_bp
 from .api_native import bp as native_bp
+from .call_log import clip, plots_json
 from .state import AppState
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def secret_key(settings: Settings) -> str:
+    """SCOREPUB_SECRET_KEY, or a key made once under SCOREPUB_HOME and shared by every process."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.home / "secret_key"
+    settings.home.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    except FileExistsError:
+        pass
+    for _ in range(50):  # another process may be writing it right now
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} is empty")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__, template_folder="../templates")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app = Flask(__name__, template_folder=str(ROOT / "templates"))
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SECRET_KEY=secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.cookie_secure),
+        SESSION_COOKIE_NAME="scorepub_session",
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead
+    )
     app.json.sort_keys = False
     state = AppState.open(settings)
     app.extensions["scorepub"] = state
     atexit.register(state.close)
 
+    csrf = CSRFProtect(app)
+    csrf.exempt(native_bp)  # the scoring APIs authenticate with keys, not cookies
+    csrf.exempt(classic_bp)
+
     @app.before_request
-    def _request_id():
+    def _begin():
         g.started = time.perf_counter()
+        g.call_detail = {}
+        g.face = "native"
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
@@ -39,13 +81,30 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
         labels = getattr(g, "metric_labels", None)
         if labels is not None:
-            metrics.observe(*labels, response.status_code, time.perf_counter() - g.started,
-                            getattr(g, "error_code", None), getattr(g, "rows_in", 0), getattr(g, "rows_out", 0))
+            seconds = time.perf_counter() - g.started
+            status = getattr(g, "call_status", response.status_code)  # the console's call, not its page
+            metrics.observe(*labels, status, seconds, getattr(g, "error_code", None),
+                            getattr(g, "rows_in", 0), getattr(g, "rows_out", 0))
+            _log_call(state, status, seconds)
         return response
 
     errors.register(app)
     app.register_blueprint(native_bp)
     app.register_blueprint(classic_bp)
+    app.register_blueprint(admin_bp)
     state.warm()
     logging.getLogger("scorepub").setLevel(logging.INFO)
     return app
+
+
+def _log_call(state: AppState, status: int, seconds: float) -> None:
+    detail = g.call_detail
+    state.call_log.record({
+        "service_id": g.service.id, "version": getattr(g, "version_number", None), "request_id": g.request_id,
+        "at": now(), "face": g.face, "status": status, "duration_ms": round(seconds * 1000, 3),
+        "rows_in": getattr(g, "rows_in", 0), "rows_out": getattr(g, "rows_out", 0),
+        "error_code": getattr(g, "error_code", None), "error_message": clip(getattr(g, "error_message", None), 4000),
+        "traceback": clip(detail.get("traceback")), "log": clip(detail.get("log")),
+        "plots": plots_json(detail.get("plots") or []),
+        "notes": "\n".join(detail.get("notes") or []) or None, "payload": detail.get("payload"),
+    })

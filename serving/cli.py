@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 import orjson
 
-from publisher.artifact import Artifact
-from publisher.cli import emit, json_option, one_line_errors, pass_ctx, register_publisher_commands
+from publisher.cli import json_option, one_line_errors, pass_ctx, register_publisher_commands
 from publisher.errors import NotFound, PublishError
 from publisher.schema import parse_schema
 
 from . import codecs
 from .errors import ApiError, from_runtime
 from .runtime.dispatcher import Runtime
+from .smoke import smoke_call
 from .runtime.errors import RuntimeFailure
 
 
@@ -29,36 +29,7 @@ def cli():
 
 
 def smoke_factory(ctx):
-    """The publish-time smoke call: the sample through the real runtime, in a throwaway pool."""
-
-    def smoke(art: Artifact) -> None:
-        schema = parse_schema(art.schema_document)
-        try:
-            request = codecs.BY_NAME["rows"].decode(art.members["sample.json"], schema, ctx.settings.max_rows)
-        except ApiError as exc:
-            raise PublishError(f"sample.json: {exc.message}") from None
-        runtime = Runtime(ctx.settings, lambda digest: _archive_of(art))
-        try:
-            runtime.call(art.digest, schema, request.inputs, request.parameters)
-        except RuntimeFailure as exc:
-            where = _last_frame(getattr(exc, "traceback", ""))
-            raise PublishError(f"smoke call with sample.json failed: {exc}{where} "
-                               "(publish with --no-smoke to skip it)") from None
-        finally:
-            runtime.close()
-
-    return smoke
-
-
-def _archive_of(art: Artifact) -> bytes:
-    from publisher import artifact
-
-    return artifact.build(art.service, art.members, art.manifest["environment"], art.manifest["published"])[1]
-
-
-def _last_frame(traceback: str) -> str:
-    frames = [line.strip() for line in traceback.splitlines() if line.strip().startswith("File ")]
-    return f" ({frames[-1]})" if frames else ""
+    return smoke_call(ctx.settings)
 
 
 register_publisher_commands(cli, smoke_factory)
@@ -107,6 +78,30 @@ def score_cmd(ctx, name, file, number, details, as_json):
         for plot_name, data in result.plots:
             click.echo(f"plot: {plot_name} ({len(data)} bytes)")
         click.echo(f"timing: {result.timing}")
+
+
+@cli.group("admin")
+def admin_group():
+    """Admin page logins."""
+
+
+@admin_group.command("create-user")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+@one_line_errors
+def create_user_cmd(ctx, name, password_stdin):
+    """Make an admin page login (or set a new password for one)."""
+    from .admin.auth import hash_password
+
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise PublishError("the password must have at least 8 characters")
+    ctx.registry.create_user(name, hash_password(password))
+    click.echo(f"admin user {name} can log in at /admin/")
 
 
 @cli.command("serve")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 import orjson
-from flask import Flask, Response, g
+from flask import Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from publisher.coercion import InputError
@@ -90,10 +90,14 @@ def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api(exc: ApiError):
         g.error_code = exc.details[0]["code"] if exc.details else exc.code
+        g.error_message = exc.details[0]["message"] if exc.details else exc.message
         return exc.response()
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        if request.path.startswith("/admin"):  # people, not programs: an HTML page
+            return render_template("error.html", status=exc.code, title=exc.name,
+                                   message=_admin_message(exc)), exc.code or 500
         code = _HTTP_CODES.get(exc.code, "InternalError" if (exc.code or 500) >= 500 else "BadArgument")
         message = exc.description or exc.name
         if exc.code == 413:
@@ -103,4 +107,14 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _any(exc: Exception):
         log.exception("unhandled error")
+        if request.path.startswith("/admin"):
+            return render_template("error.html", status=500, title="Internal error",
+                                   message=f"Something went wrong (request id {g.get('request_id', '-')})."), 500
         return internal("an internal error occurred").response()
+
+
+def _admin_message(exc: HTTPException) -> str:
+    if exc.code == 400 and "CSRF" in (exc.description or ""):
+        return ("This form was not sent from this site's page, or it expired (CSRF check failed). "
+                "Go back, reload the page and try again.")
+    return exc.description or exc.name

@@ -30,6 +30,7 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
     """The service and the version to run, after the key check: 404, 401, 410 or 503 otherwise."""
     st = state()
     service = find_service(name_or_id)
+    g.service = service
     g.metric_labels = (service.name, "-")
     require_key(st.registry, service, request)
     if number is None:
@@ -44,14 +45,25 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
     except NotFound:
         raise ApiError(404, "NotFound", f"Service '{service.name}' has no version {number}.") from None
     g.metric_labels = (service.name, str(version.version))
+    g.version_number = version.version
     if version.retired:
         raise ApiError(410, "Gone", f"Version {number} of '{service.name}' was retired.")
     return service, version
 
 
 def run(service: ServiceRecord, version: VersionRecord, decode, encode, details: bool,
-        media_type: str) -> Response:
+        media_type: str, body: bytes = b"") -> Response:
     """Decode with ``decode(schema)``, run the script, encode with ``encode(result, details)``."""
+    if service.store_payloads and body:
+        g.call_detail["payload"] = body[:64 * 1024].decode("utf-8", "replace")
+    result = execute(service, version, decode)
+    response = Response(encode(result, details), status=200, content_type=media_type)
+    response.headers["X-Scorepub-Version"] = str(version.version)
+    return response
+
+
+def execute(service: ServiceRecord, version: VersionRecord, decode):
+    """Throttle, decode and run one call; what it did goes to the call log (``g.call_detail``)."""
     st = state()
     schema = st.schema(version.digest, version.schema_json)
     limit = schema.limits.capped(st.settings).max_concurrent_calls
@@ -67,11 +79,12 @@ def run(service: ServiceRecord, version: VersionRecord, decode, encode, details:
         except (RuntimeFailure, NotFound) as exc:
             if isinstance(exc, (CallTimedOut, WorkerCrashed, MemoryExceeded)):
                 metrics.worker_restarted(service.name, str(version.version), type(exc).__name__)
+            g.call_detail.update(traceback=getattr(exc, "traceback", None) or None,
+                                 log=getattr(exc, "log", None) or None)
             raise from_runtime(exc) from None
     g.rows_out = result.output.n_rows
-    response = Response(encode(result, details), status=200, content_type=media_type)
-    response.headers["X-Scorepub-Version"] = str(version.version)
-    return response
+    g.call_detail.update(log=result.log or None, plots=result.plots_base64(), notes=result.notes)
+    return result
 
 
 def flag(request, name: str) -> bool:

@@ -12,6 +12,7 @@ from publisher.artifact_store import FolderArtifactStore
 from publisher.registry import Registry
 from publisher.schema import ServiceSchema, parse_schema
 
+from .call_log import CallLog
 from .runtime.dispatcher import Runtime
 from .throttle import Throttle
 
@@ -28,6 +29,7 @@ class AppState:
     store: FolderArtifactStore
     runtime: Runtime
     throttle: Throttle
+    call_log: CallLog
     _schemas: dict = dataclasses.field(default_factory=dict)
     _samples: dict = dataclasses.field(default_factory=dict)
 
@@ -35,7 +37,8 @@ class AppState:
     def open(cls, settings) -> "AppState":
         registry = Registry(settings.database_url)
         store = FolderArtifactStore(settings.artifact_dir)
-        return cls(settings, registry, store, Runtime(settings, store.get), Throttle(settings.run_dir / "throttle"))
+        return cls(settings, registry, store, Runtime(settings, store.get), Throttle(settings.run_dir / "throttle"),
+                   CallLog(registry, settings.call_log_keep))
 
     def schema(self, digest: str, schema_json: str) -> ServiceSchema:
         """Parsed once per version (versions are immutable, so the digest is a safe key)."""
@@ -49,6 +52,25 @@ class AppState:
         if digest not in self._samples:
             self._samples[digest] = artifact.load(self.store.get(digest), digest).sample
         return self._samples[digest]
+
+    def example_response(self, digest: str, schema_json: str) -> dict | None:
+        """The native response to sample.json, for the API help page (computed once per version)."""
+        key = ("response", digest)
+        if key not in self._samples:
+            from . import codecs
+
+            sample = self.sample(digest)
+            example = None
+            if sample is not None:
+                schema = self.schema(digest, schema_json)
+                try:
+                    request = codecs.BY_NAME["rows"].decode_document(sample, schema, self.settings.max_rows)
+                    result = self.runtime.call(digest, schema, request.inputs, request.parameters)
+                    example = orjson.loads(codecs.BY_NAME["rows"].encode(result, False))
+                except Exception:  # noqa: BLE001 - the page still shows the request side
+                    log.exception("example response for %s failed", digest[:12])
+            self._samples[key] = example
+        return self._samples[key]
 
     def live_versions(self):
         for service in self.registry.services():
@@ -91,6 +113,7 @@ class AppState:
         return report
 
     def close(self) -> None:
+        self.call_log.close()
         self.runtime.close()
         self.throttle.close()
         self.registry.dispose()

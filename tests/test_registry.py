@@ -21,10 +21,11 @@ def publish(registry, digest, name="svc", promote=False, message="m"):
 
 def test_migrations_create_every_table_and_are_idempotent(registry, database_url):
     tables = set(inspect(registry.engine).get_table_names())
-    assert {"services", "versions", "api_keys", "audit_log", "alembic_version"} <= tables
+    assert {"services", "versions", "api_keys", "audit_log", "alembic_version", "users", "login_failures",
+            "calls"} <= tables
     Registry(database_url).dispose()  # a second open migrates nothing and does not fail
     with registry.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
 
 
 def test_first_version_goes_live_and_prints_two_keys_once(registry):

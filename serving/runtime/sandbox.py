@@ -30,7 +30,6 @@ import signal
 import site
 import sys
 import sysconfig
-from pathlib import Path
 
 try:  # loaded now: it looks for libseccomp with ctypes.util, which needs what the sandbox denies
     import pyseccomp as _seccomp

@@ -1,0 +1,67 @@
+"""Admin logins: hashed passwords, a session cookie, and a limit on failed attempts."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from flask import flash, g, redirect, render_template, request, session, url_for
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from publisher.registry import now
+
+from ..scoring import state
+from . import bp
+
+LOCKOUT = dt.timedelta(minutes=15)
+# checked against when the user does not exist, so both paths cost one hash
+_DUMMY_HASH = generate_password_hash("scorepub-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def login_required(view):
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        user = session.get("user")
+        if not user:
+            return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
+        g.user = user
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/admin") and not target.startswith("//"):
+        return target
+    return url_for("admin.services")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        return render_template("login.html", next=request.args.get("next", ""))
+    st = state()
+    name = request.form.get("name", "").strip()[:64]
+    password = request.form.get("password", "")
+    failures = st.registry.login_failures(name, now() - LOCKOUT)
+    if failures >= st.settings.login_max_failures:
+        flash(f"Too many failed logins for '{name}'. Try again in {int(LOCKOUT.total_seconds() // 60)} minutes.",
+              "error")
+        return render_template("login.html", next=request.form.get("next", ""), name=name), 429
+    stored = st.registry.password_hash(name) if name else None
+    if not check_password_hash(stored or _DUMMY_HASH, password) or stored is None:
+        st.registry.record_login_failure(name or "-")
+        flash("Wrong user name or password.", "error")
+        return render_template("login.html", next=request.form.get("next", ""), name=name), 401
+    session.clear()
+    session["user"] = name
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("admin.login"))

@@ -1,0 +1,266 @@
+"""The admin pages. Each handler reads the registry or acts through it, then renders a template."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import pprint
+import textwrap
+
+import orjson
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from publisher.diff import diff_versions
+from publisher.errors import BundleError, Conflict, NotFound, PublishError, SchemaError, ScriptError
+from publisher.experiment import experiment_from_files
+from publisher.publish import publish_experiment
+from publisher.registry import now
+
+from .. import codecs, openapi
+from ..errors import ApiError
+from ..scoring import execute, state
+from ..smoke import smoke_call
+from . import bp
+from .auth import login_required
+
+UPLOADS = {"score_py": "score.py", "bundle": "bundle.zip", "schema": "schema.json", "sample": "sample.json",
+           "requirements": "requirements.txt"}
+
+
+def _service(name: str):
+    try:
+        return state().registry.service(name)
+    except NotFound:
+        abort(404, f"There is no service named '{name}'.")
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@bp.get("/")
+@login_required
+def services():
+    st = state()
+    stats = st.registry.call_stats(now() - dt.timedelta(hours=1))
+    rows = []
+    for svc in st.registry.services():
+        s = stats.get(svc.id, {"calls": 0, "errors": 0, "durations": []})
+        rows.append({"service": svc, "calls": s["calls"], "errors": s["errors"],
+                     "p50": _percentile(s["durations"], 0.5), "p99": _percentile(s["durations"], 0.99),
+                     "versions": len(st.registry.versions(svc.name))})
+    return render_template("services.html", rows=rows)
+
+
+@bp.get("/services/<name>")
+@login_required
+def service(name: str):
+    st = state()
+    svc = _service(name)
+    versions = list(reversed(st.registry.versions(svc.name)))
+    audit = list(reversed(st.registry.audit(svc.name)))[:50]
+    return render_template("service.html", svc=svc, versions=versions, audit=audit,
+                           new_key=request.args.get("new_key_slot"))
+
+
+ACTIONS = {"promote": "make version {v} live", "retire": "retire version {v} for good (it will answer 410)",
+           "rollback": "roll back to the previously live version", "key-primary": "replace the primary key",
+           "key-secondary": "replace the secondary key", "payloads-on": "store request payloads in the call log",
+           "payloads-off": "stop storing request payloads"}
+
+
+@bp.post("/services/<name>/action")
+@login_required
+def action(name: str):
+    """Every change asks for confirmation first (a second form, so it works without JavaScript)."""
+    st = state()
+    svc = _service(name)
+    what = request.form.get("action", "")
+    version = request.form.get("version", type=int)
+    if what not in ACTIONS:
+        abort(400, f"Unknown action {what!r}.")
+    if request.form.get("confirmed") != "yes":
+        return render_template("confirm.html", svc=svc, action=what, version=version,
+                               question=ACTIONS[what].format(v=version))
+    actor = g.user
+    try:
+        if what == "promote":
+            st.registry.promote(svc.name, version, actor)
+            flash(f"Version {version} is live.", "ok")
+        elif what == "retire":
+            st.registry.retire(svc.name, version, actor)
+            flash(f"Version {version} is retired.", "ok")
+        elif what == "rollback":
+            v = st.registry.rollback(svc.name, actor)
+            flash(f"Rolled back to version {v.version}.", "ok")
+        elif what.startswith("key-"):
+            slot = what.split("-", 1)[1]
+            key = st.registry.regenerate_key(svc.name, slot, actor)
+            return render_template("new_key.html", svc=svc, slot=slot, key=key)
+        else:
+            st.registry.set_store_payloads(svc.name, what == "payloads-on", actor)
+            flash("Request payloads are " + ("now stored." if what == "payloads-on" else "no longer stored."), "ok")
+    except (Conflict, NotFound, PublishError) as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.service", name=svc.name))
+
+
+@bp.get("/services/<name>/diff")
+@login_required
+def diff(name: str):
+    st = state()
+    svc = _service(name)
+    numbers = [v.version for v in st.registry.versions(svc.name)]
+    a = request.args.get("a", type=int) or (numbers[-2] if len(numbers) > 1 else numbers[0])
+    b = request.args.get("b", type=int) or numbers[-1]
+    try:
+        result = diff_versions(st.registry, st.store, svc.name, a, b)
+    except NotFound as exc:
+        abort(404, str(exc))
+    return render_template("diff.html", svc=svc, numbers=numbers, a=a, b=b, diff=result)
+
+
+@bp.route("/publish", methods=["GET", "POST"])
+@login_required
+def publish():
+    st = state()
+    names = [s.name for s in st.registry.services()]
+    form = {"name": request.values.get("name", ""), "message": request.form.get("message", ""),
+            "promote": bool(request.form.get("promote"))}
+    if request.method == "GET":
+        return render_template("publish.html", names=names, form=form, errors={})
+    files = {}
+    for field, filename in UPLOADS.items():
+        upload = request.files.get(field)
+        if upload and upload.filename:
+            files[filename] = upload.read()
+    errors = {}
+    if not form["name"]:
+        errors["name"] = "A service name is required."
+    if "score.py" not in files:
+        errors["score_py"] = "score.py is required."
+    if not errors:
+        try:
+            experiment = experiment_from_files(files, st.settings)
+            outcome = publish_experiment(experiment, form["name"], settings=st.settings, registry=st.registry,
+                                         store=st.store, message=form["message"], promote=form["promote"],
+                                         published_by=g.user, smoke=smoke_call(st.settings))
+        except PublishError as exc:
+            errors[_field_of(exc)] = str(exc)
+        else:
+            return render_template("published.html", outcome=outcome.as_dict())
+    return render_template("publish.html", names=names, form=form, errors=errors), 400
+
+
+def _field_of(exc: PublishError) -> str:
+    """Which form field an error belongs next to."""
+    text = str(exc)
+    if isinstance(exc, ScriptError):
+        return "score_py"
+    if isinstance(exc, BundleError):
+        return "bundle"
+    if text.startswith("sample.json"):
+        return "sample"
+    if isinstance(exc, SchemaError) or text.startswith("schema.json"):
+        return "schema"
+    if text.startswith("requirements.txt"):
+        return "requirements"
+    if text.startswith("smoke call"):
+        return "score_py"
+    return "name"
+
+
+def _version_or_live(svc, number: int | None):
+    st = state()
+    versions = st.registry.versions(svc.name)
+    if not versions:
+        abort(404, f"Service '{svc.name}' has no versions.")
+    if number is None:
+        number = svc.live_version or versions[-1].version
+    try:
+        return versions, st.registry.version(svc.name, number)
+    except NotFound:
+        abort(404, f"Service '{svc.name}' has no version {number}.")
+
+
+@bp.route("/services/<name>/console", methods=["GET", "POST"])
+@login_required
+def console(name: str):
+    """Run a request against any version; shows the table, the log, the plots and the timing."""
+    st = state()
+    svc = _service(name)
+    versions, version = _version_or_live(svc, request.values.get("version", type=int))
+    sample = st.sample(version.digest)
+    body = request.form.get("body") or (json.dumps(sample, indent=2) if sample else "[]")
+    result = error = None
+    if request.method == "POST":
+        g.service, g.face, g.version_number = svc, "console", version.version
+        g.metric_labels = (svc.name, str(version.version))
+        max_rows = st.settings.max_rows
+        try:
+            raw = body.encode()
+            codec, document = codecs.native_request("application/json", raw)
+            result = execute(svc, version, lambda schema: codec.decode_document(document, schema, max_rows))
+            g.call_status = 200
+        except ApiError as exc:
+            g.call_status = exc.status
+            g.error_code = exc.details[0]["code"] if exc.details else exc.code
+            g.error_message = exc.message
+            error = {"status": exc.status, "code": exc.code, "message": exc.message, "details": exc.details}
+    table = None
+    if result is not None:
+        out = result.output
+        columns = [c.to_pylist() for c in out.columns]
+        table = {"names": out.names, "types": [c.classic_label for c in out.columns],
+                 "rows": [list(r) for r in zip(*columns)][:500], "n_rows": out.n_rows}
+    return render_template("console.html", svc=svc, versions=versions, version=version, body=body, result=result,
+                           table=table, error=error)
+
+
+@bp.get("/services/<name>/help")
+@login_required
+def api_help(name: str):
+    """The classic "API help page", generated from the version's schema and sample.json."""
+    st = state()
+    svc = _service(name)
+    versions, version = _version_or_live(svc, request.args.get("version", type=int))
+    schema = st.schema(version.digest, version.schema_json)
+    sample = st.sample(version.digest) or {"input1": []}
+    doc = openapi.build(svc.name, version.version, schema, sample)
+    base = request.host_url.rstrip("/")
+    native_url = f"{base}/services/{svc.name}/score"
+    classic_url = f"{base}/workspaces/my-workspace/services/{svc.name}/execute?api-version=2.0&details=true"
+    classic_body = doc["paths"][f"/workspaces/{{workspace}}/services/{svc.name}/execute"]["post"][
+        "requestBody"]["content"]["application/json"].get("example") or {"Inputs": {}, "GlobalParameters": {}}
+    response_example = st.example_response(version.digest, version.schema_json)
+    return render_template(
+        "help.html", svc=svc, version=version, versions=versions, schema=schema, native_url=native_url,
+        classic_url=classic_url, swagger_url=f"{base}/services/{svc.name}/swagger.json",
+        native_body=json.dumps(sample, indent=2), classic_body=json.dumps(classic_body, indent=2),
+        python_body=textwrap.indent(pprint.pformat(sample, sort_dicts=False, width=80), "    ").lstrip(),
+        native_compact=json.dumps(sample), classic_compact=json.dumps(classic_body),
+        response_example=json.dumps(response_example, indent=2) if response_example else None)
+
+
+@bp.get("/services/<name>/calls")
+@login_required
+def calls(name: str):
+    svc = _service(name)
+    return render_template("calls.html", svc=svc, calls=state().registry.recent_calls(svc.id, 200))
+
+
+@bp.get("/services/<name>/calls/<int:call_id>")
+@login_required
+def call(name: str, call_id: int):
+    svc = _service(name)
+    try:
+        record = state().registry.call(svc.id, call_id)
+    except NotFound as exc:
+        abort(404, str(exc))
+    plots = orjson.loads(record["plots"]) if record.get("plots") else []
+    for plot in plots:
+        base64.b64decode(plot["data"], validate=True)  # only ever rendered as a data: URL of a PNG
+    return render_template("call.html", svc=svc, call=record, plots=plots)
