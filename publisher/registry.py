@@ -22,6 +22,7 @@ from .registry_tables import api_keys as keys_t
 from .registry_tables import audit_log, calls, login_failures, services, users, versions
 
 SERVICE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
+NOTIFY_CHANNEL = "scorepub_registry"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -412,11 +413,26 @@ class Registry:
         candidates = [v for v in stack[:-1] if v not in retired and v != svc.live_version]
         return candidates[-1] if candidates else None
 
-    @staticmethod
-    def _log(conn, service_id, at, actor, action, version, from_version, detail):
+    def _log(self, conn, service_id, at, actor, action, version, from_version, detail):
+        """Every change is audited; on PostgreSQL it also wakes the replicas (LISTEN/NOTIFY)."""
         conn.execute(insert(audit_log).values(service_id=service_id, at=at, actor=actor, action=action,
                                               version=version, from_version=from_version,
                                               detail=orjson.dumps(detail).decode()))
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")  # delivered when the transaction commits
+
+    # -- what replicas watch -------------------------------------------------------------
+
+    def change_marker(self) -> int:
+        """Grows with every change (the newest audit entry): a cheap "anything new?" poll."""
+        with self._read() as conn:
+            return conn.execute(select(func.max(audit_log.c.id))).scalar() or 0
+
+    def live_pointers(self) -> dict[str, tuple[str, int | None]]:
+        """service id -> (name, live version), in one query."""
+        with self._read() as conn:
+            rows = conn.execute(select(services.c.id, services.c.name, services.c.live_version)).all()
+        return {r.id: (r.name, r.live_version) for r in rows}
 
 
 def _sqlite_connect(dbapi_connection, _record):

@@ -9,10 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 
-# Debian packages the tests use: libseccomp (the sandbox), Chromium (the admin page tests).
+# Debian packages the tests use: libseccomp (the sandbox), Chromium (the admin page tests),
+# nginx (the scale-out test's load balancer).
 missing=()
 ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || missing+=(libseccomp2)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "installing ${missing[*]}" >&2

@@ -34,10 +34,10 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
     g.metric_labels = (service.name, "-")
     require_key(st.registry, service, request)
     if number is None:
-        if service.live_version is None:
+        number = st.router.version_for(service)  # the live version, once this replica has it warm
+        if number is None:
             raise ApiError(503, "ServiceUnavailable", f"Service '{service.name}' has no live version.",
                            [detail("NoLiveVersion", "Promote a version to serve calls.")])
-        number = service.live_version
     try:
         if not 1 <= number <= MAX_VERSION:
             raise NotFound(number)

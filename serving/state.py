@@ -13,6 +13,7 @@ from publisher.registry import Registry
 from publisher.schema import ServiceSchema, parse_schema
 
 from .call_log import CallLog
+from .live_pointer import LiveRouter
 from .runtime.dispatcher import Runtime
 from .throttle import Throttle
 
@@ -30,6 +31,7 @@ class AppState:
     runtime: Runtime
     throttle: Throttle
     call_log: CallLog
+    router: "LiveRouter | None" = None
     _schemas: dict = dataclasses.field(default_factory=dict)
     _samples: dict = dataclasses.field(default_factory=dict)
 
@@ -37,8 +39,10 @@ class AppState:
     def open(cls, settings) -> "AppState":
         registry = Registry(settings.database_url)
         store = FolderArtifactStore(settings.artifact_dir)
-        return cls(settings, registry, store, Runtime(settings, store.get), Throttle(settings.run_dir / "throttle"),
-                   CallLog(registry, settings.call_log_keep))
+        state = cls(settings, registry, store, Runtime(settings, store.get), Throttle(settings.run_dir / "throttle"),
+                    CallLog(registry, settings.call_log_keep))
+        state.router = LiveRouter(state)
+        return state
 
     def schema(self, digest: str, schema_json: str) -> ServiceSchema:
         """Parsed once per version (versions are immutable, so the digest is a safe key)."""
@@ -113,6 +117,7 @@ class AppState:
         return report
 
     def close(self) -> None:
+        self.router.close()
         self.call_log.close()
         self.runtime.close()
         self.throttle.close()

@@ -131,6 +131,18 @@ class Server:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
 
+    def wait_for_version(self, name: str, version: int, body, timeout: float = 10.0) -> float:
+        """Call until the live version served is ``version`` (a replica switches once it is warm);
+        every answer on the way must be a success. Returns the seconds it took."""
+        started = time.monotonic()
+        while True:
+            r = self.score(name, body)
+            assert r.status_code == 200, r.text
+            if r.headers["X-Scorepub-Version"] == str(version):
+                return time.monotonic() - started
+            assert time.monotonic() - started < timeout, f"{name} still serves {r.headers['X-Scorepub-Version']}"
+            time.sleep(0.05)
+
     def score(self, name: str, body, key: str | None = None, path: str = "score", **kw) -> requests.Response:
         headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
         if key is None and name in self.keys:

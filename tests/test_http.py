@@ -194,5 +194,6 @@ def test_a_new_version_serves_once_promoted(server, tmp_path):
     server.publish(folder, "versioned", "--no-smoke")
     assert server.score("versioned", [{"x": 1}]).json()["output1"] == [{"x": 1, "v": 1}]
     scorepub("promote", "versioned", "2", env=server.env)
+    assert server.wait_for_version("versioned", 2, [{"x": 1}], timeout=5) < 5  # warmed, then switched
     r = server.score("versioned", [{"x": 1}])
     assert r.json()["output1"] == [{"x": 1, "v": 2}] and r.headers["X-Scorepub-Version"] == "2"

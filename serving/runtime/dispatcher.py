@@ -104,6 +104,13 @@ class Runtime:
         notes = [str(n) for n in reply.get("notes") or []]
         return CallResult(output, log_text, bool(reply.get("log_truncated")), plots, notes, timing)
 
+    def retire_pool(self, digest: str, grace_s: float) -> None:
+        """Stop routing to a pool, let its calls in flight finish (up to ``grace_s``), then close it."""
+        with self.lock:
+            pool = self.pools.pop(digest, None)
+        if pool is not None:
+            threading.Thread(target=pool.drain, args=(grace_s,), daemon=True, name=f"drain-{digest[:8]}").start()
+
     def sandbox_report(self) -> dict:
         """The layers this host provides, probed once in a fresh process (for /readyz)."""
         if self._sandbox_report is None:

@@ -245,6 +245,7 @@ class Pool:
         self.restarts = 0
         self.ever_ready = False  # a template has loaded the script here at least once
         self.fork_ms: list[float] = []
+        self.in_flight = 0
 
     # -- template -----------------------------------------------------------------------------
 
@@ -334,6 +335,15 @@ class Pool:
                 return worker
 
     def call(self, header: dict, blobs: list, timeout: float, wait_s: float) -> tuple[dict, list, dict]:
+        with self.lock:
+            self.in_flight += 1
+        try:
+            return self._call(header, blobs, timeout, wait_s)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _call(self, header: dict, blobs: list, timeout: float, wait_s: float) -> tuple[dict, list, dict]:
         t0 = time.perf_counter()
         worker = self._acquire(wait_s)
         queued_ms = (time.perf_counter() - t0) * 1000
@@ -369,6 +379,13 @@ class Pool:
                     "restarts": self.restarts, "load_error": str(error) if error else None,
                     "layers": template.layers if template else {},
                     "fork_ms_p50": round(forks[len(forks) // 2], 2) if forks else None}
+
+    def drain(self, grace_s: float) -> None:
+        """Close once the calls in flight are done (or after ``grace_s``)."""
+        deadline = time.monotonic() + grace_s
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.close()
 
     def close(self) -> None:
         with self.lock:

@@ -203,11 +203,11 @@ def test_promote_rollback_retire_with_confirmation_and_audit(page, admin_server,
     shot(page, "confirm")
     confirm(page)
     page.wait_for_selector("text=Version 2 is live.")
-    assert admin_server.score("flip", [{"name": "x"}]).headers["X-Scorepub-Version"] == "2"
+    admin_server.wait_for_version("flip", 2, [{"name": "x"}])
     page.click("form:has(input[name=action][value=rollback]) button")
     confirm(page)
     page.wait_for_selector("text=Rolled back to version 1.")
-    assert admin_server.score("flip", [{"name": "x"}]).headers["X-Scorepub-Version"] == "1"
+    admin_server.wait_for_version("flip", 1, [{"name": "x"}])
     page.click("tr:has-text('v2') form:has(input[name=action][value=retire]) button")
     confirm(page)
     page.wait_for_selector("text=Version 2 is retired.")
