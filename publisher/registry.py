@@ -23,6 +23,7 @@ from .registry_tables import audit_log, calls, login_failures, services, users, 
 
 SERVICE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 NOTIFY_CHANNEL = "scorepub_registry"
+AUDIT_KEEP = 10_000
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -418,6 +419,10 @@ class Registry:
         conn.execute(insert(audit_log).values(service_id=service_id, at=at, actor=actor, action=action,
                                               version=version, from_version=from_version,
                                               detail=orjson.dumps(detail).decode()))
+        cutoff = conn.execute(select(audit_log.c.id).where(audit_log.c.service_id == service_id)
+                              .order_by(audit_log.c.id.desc()).offset(AUDIT_KEEP).limit(1)).scalar()
+        if cutoff is not None:  # bounded retention: the newest AUDIT_KEEP entries per service
+            conn.execute(delete(audit_log).where(audit_log.c.service_id == service_id, audit_log.c.id <= cutoff))
         if self.dialect == "postgresql":
             conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")  # delivered when the transaction commits
 

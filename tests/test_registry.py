@@ -183,3 +183,59 @@ def test_concurrent_publishers_never_get_the_same_version(database_url):
     reg = Registry(database_url)
     assert len(reg.versions("race")) == 20 and reg.service("race").live_version is not None
     reg.dispose()
+
+
+def test_call_log_and_audit_log_keep_bounded_retention(registry, monkeypatch):
+    from publisher import registry as registry_module
+    from publisher.registry import now
+
+    publish(registry, D[0])
+    svc = registry.service("svc")
+    rows = [{"service_id": svc.id, "version": 1, "request_id": f"r{i}", "at": now(), "face": "native",
+             "status": 200, "duration_ms": 1.0, "rows_in": 1, "rows_out": 1} for i in range(30)]
+    registry.record_calls(rows, keep=10)
+    kept = registry.recent_calls(svc.id, limit=100)
+    assert [c["request_id"] for c in kept] == [f"r{i}" for i in range(29, 19, -1)]
+    assert registry.call(svc.id, kept[0]["id"])["request_id"] == "r29"
+    monkeypatch.setattr(registry_module, "AUDIT_KEEP", 3)
+    for _ in range(5):
+        registry.regenerate_key("svc", "primary", "t")
+    assert [e["action"] for e in registry.audit("svc")] == ["regenerate-key"] * 3
+
+
+def test_change_marker_and_live_pointers_follow_every_change(registry):
+    publish(registry, D[0])
+    publish(registry, D[1])
+    before = registry.change_marker()
+    registry.promote("svc", 2, "t")
+    assert registry.change_marker() > before
+    (name, live), = registry.live_pointers().values()
+    assert (name, live) == ("svc", 2)
+
+
+@pytest.fixture
+def postgres_registry():
+    from conftest import _postgres_database
+
+    database = _postgres_database()
+    url = next(database)
+    reg = Registry(url)
+    yield reg
+    reg.dispose()
+    next(database, None)
+
+
+def test_postgresql_notifies_listeners_of_every_change(postgres_registry):
+    """(SQLite replicas poll change_marker() instead: tested above.)"""
+    import psycopg
+
+    from publisher.registry import NOTIFY_CHANNEL
+
+    registry, database_url = postgres_registry, postgres_registry.url
+    publish(registry, D[0])
+    publish(registry, D[1])
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        registry.promote("svc", 2, "t")
+        received = [n.channel for n in conn.notifies(timeout=5, stop_after=1)]
+    assert received == [NOTIFY_CHANNEL]
