@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -107,6 +108,19 @@ def tree(root: int) -> dict[int, tuple[int, float, int]]:
 def tree_cpu(root: int) -> float:
     """User + system CPU seconds of a process tree: live processes plus the children they reaped."""
     return sum(cpu for _, cpu, _ in tree(root).values())
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def free_port() -> int:
@@ -533,11 +547,14 @@ class Bench:
         if during is None and self.warmup_s and single < 0.5:
             run(server.port, url, path, ctype, headers, scenario.clients, self.warmup_s, self.work)
         server.wait_idle(30 if self.quick else 90)
-        cpu0 = server.cpu()
+        cpu0, busy0, kids0, t0 = server.cpu(), machine_busy(), children_cpu(), time.monotonic()
         limit = duration if during is None else 300
         stats = run(server.port, url, path, ctype, headers, scenario.clients, limit, self.work, during=during)
         server.wait_idle(30 if self.quick else 90)
         cpu = server.cpu() - cpu0
+        # everything else the machine did meanwhile (other users' processes): a noise indicator
+        other = (machine_busy() - busy0) - cpu - (children_cpu() - kids0)
+        wall = time.monotonic() - t0
         requests = stats["requests"]
         seconds = stats["duration_us"] / 1e6
         errors = sum(stats[k] for k in ("connect", "read", "write", "status", "timeout"))
@@ -551,6 +568,7 @@ class Bench:
             "rows_s": requests * payload.rows / seconds if seconds else 0.0,
             "p50_ms": stats["p50_us"] / 1000, "p99_ms": stats["p99_us"] / 1000, "max_ms": stats["max_us"] / 1000,
             "cpu_ms_per_req": cpu * 1000 / served if requests else None, "cpu_s": round(cpu, 2),
+            "loadgen_cpu_s": round(children_cpu() - kids0, 2), "other_load": round(max(0.0, other) / wall, 2),
             "errors": errors, "error_kinds": {k: stats[k] for k in ("connect", "read", "write", "status", "timeout")
                                               if stats[k]},
         }
@@ -706,12 +724,12 @@ class Bench:
     def report(self) -> str:
         when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         lines = [f"# scorepub vs MLflow, {when}", ""] + self.machine() + [""]
-        lines += ["| scenario | server | requests | req/s | rows/s | p50 ms | p99 ms | CPU ms/req | errors |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["| scenario | server | requests | req/s | rows/s | p50 ms | p99 ms | CPU ms/req | errors | other load |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in self.results:
             cpu = f"{r['cpu_ms_per_req']:.2f}" if r["cpu_ms_per_req"] is not None else "-"
             lines.append(f"| {r['title']} | {r['server']} | {r['requests']} | {r['rps']:,.1f} | {r['rows_s']:,.0f} | "
-                         f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {cpu} | {r['errors']} |")
+                         f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {cpu} | {r['errors']} | {r['other_load']:.2f} |")
         by = {(r["scenario"], r["server"]): r for r in self.results}
         ratio_rows = []
         for s in SCENARIOS:
@@ -737,7 +755,9 @@ class Bench:
         lines += ["", "Notes: CPU is user+sys time of each server's whole process tree (gunicorn master and web "
                       "processes, sandbox templates and workers; mlflow CLI and uvicorn) from /proc, from the start "
                       "of a run until the server is idle again, divided by the requests it served. The load "
-                      "generator shares the 2 cores with the server. MLflow answers JSON records whatever the "
+                      "generator shares the 2 cores with the server. *Other load*: cores' worth of CPU the rest of the "
+                      "machine used during the run (neither server nor load generator): above ~0.1 the figures of that "
+                      "run are disturbed by other work on the machine. MLflow answers JSON records whatever the "
                       "request format; scorepub answers in the request's format (columns JSON or CSV)."]
         if self.failures:
             lines += ["", "**Failures:**", ""] + [f"- {f}" for f in self.failures]
