@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from publisher import artifact
-from publisher.artifact_store import FolderArtifactStore
+
 from publisher.bundle import normalize_zip
 from publisher.errors import ArtifactError, BundleError, PublishError, SchemaError, ScriptError
 from publisher.experiment import read_experiment

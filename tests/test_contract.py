@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import os
 import sys
 import textwrap
 import time
