@@ -61,6 +61,7 @@ class Settings:
     call_log_keep: int = 1000
     login_max_failures: int = 5
     cookie_secure: int = 0
+    proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-* headers are trusted
     # sandbox
     sandbox: str = "strict"
     sandbox_uid_base: int = 200_000

@@ -6,12 +6,14 @@ import logging
 import os
 import re
 import secrets
+import sys
 import time
 import uuid
 from pathlib import Path
 
 from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from publisher.registry import now
 from publisher.settings import Settings
@@ -25,6 +27,14 @@ from .state import AppState
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def template_folder() -> Path:
+    """templates/ beside the sources (a checkout), or where ``pip install`` put it."""
+    for folder in (ROOT / "templates", Path(sys.prefix) / "share" / "scorepub" / "templates"):
+        if (folder / "base.html").is_file():
+            return folder
+    raise RuntimeError("the admin page's templates are missing: reinstall scorepub")
 
 
 def secret_key(settings: Settings) -> str:
@@ -49,7 +59,7 @@ def secret_key(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__, template_folder=str(ROOT / "templates"))
+    app = Flask(__name__, template_folder=str(template_folder()))
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SECRET_KEY=secret_key(settings),
@@ -60,6 +70,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead
     )
     app.json.sort_keys = False
+    if settings.proxy_hops:  # behind nginx/ingress: scheme and host as the client saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
+                                x_host=settings.proxy_hops)
     state = AppState.open(settings)
     app.extensions["scorepub"] = state
     atexit.register(state.close)
