@@ -28,8 +28,17 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def check_service_name(name: str) -> None:
-    if not SERVICE_NAME.match(name or ""):
+    if not SERVICE_NAME.fullmatch(name or ""):
         raise PublishError(f"service name {name!r} is invalid: use 1 to 64 lowercase letters, digits or '-'")
+    if _is_uuid(name):  # ids and names share the classic URL: a name must never look like an id
+        raise PublishError(f"service name {name!r} looks like a service id; choose another")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
 
 
 def now() -> dt.datetime:
@@ -128,9 +137,10 @@ class Registry:
     # -- reading --------------------------------------------------------------------
 
     def service(self, name_or_id: str) -> ServiceRecord:
+        column = services.c.id if _is_uuid(name_or_id) else services.c.name
         with self._read() as conn:
-            row = conn.execute(select(services).where(
-                (services.c.name == name_or_id) | (services.c.id == name_or_id))).first()
+            row = conn.execute(select(services).where(column == name_or_id.lower() if column is services.c.id
+                                                      else column == name_or_id)).first()
         if row is None:
             raise NotFound(f"no service named {name_or_id!r}")
         return ServiceRecord.from_row(row)
@@ -308,7 +318,7 @@ class Registry:
 
     def create_user(self, name: str, password_hash: str) -> None:
         """Make an admin login, or give an existing one a new password."""
-        if not re.match(r"^[A-Za-z0-9_.@-]{1,64}$", name or ""):
+        if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name or ""):
             raise PublishError(f"user name {name!r} is invalid: 1 to 64 letters, digits or _.@-")
         with self._write() as conn:
             if conn.execute(select(users.c.name).where(users.c.name == name)).first():

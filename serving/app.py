@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import logging
 import os
 import re
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=bool(settings.cookie_secure),
         SESSION_COOKIE_NAME="scorepub_session",
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
     )
     app.json.sort_keys = False
     if settings.proxy_hops:  # behind nginx/ingress: scheme and host as the client saw them

@@ -62,7 +62,7 @@ def score_cmd(ctx, name, file, number, details, as_json):
         result = runtime.call(version.digest, schema, request.inputs, request.parameters)
     except ApiError as exc:
         raise PublishError(exc.message) from None
-    except (RuntimeFailure, NotFound) as exc:
+    except RuntimeFailure as exc:
         api = from_runtime(exc)
         detail = api.details[0]["message"] if api.details else ""
         raise PublishError(f"{api.message} {detail}".strip()) from None

@@ -8,7 +8,7 @@ from flask import Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from publisher.coercion import InputError
-from publisher.errors import ArtifactError, NotFound
+from publisher.errors import ArtifactError
 
 from .runtime.errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, ScriptFailed,
                              WorkerCrashed)
@@ -67,8 +67,6 @@ def from_runtime(exc: Exception) -> ApiError:
         return ApiError(503, "ServiceUnavailable", str(exc), [detail("WorkersBusy", str(exc))])
     if isinstance(exc, WorkerCrashed):
         return internal(str(exc))
-    if isinstance(exc, NotFound):
-        return ApiError(404, "NotFound", str(exc))
     if isinstance(exc, ArtifactError):
         log.error("artifact problem: %s", exc)
         return internal("the service's artifact could not be loaded")

@@ -14,6 +14,7 @@ import threading
 from publisher.registry import NOTIFY_CHANNEL, ServiceRecord
 
 log = logging.getLogger("scorepub.live_pointer")
+IDLE_POOL_S = 600.0
 
 
 class LiveRouter:
@@ -59,7 +60,9 @@ class LiveRouter:
         pool = self.state.runtime.pool(version.digest, self.state.schema(version.digest, version.schema_json))
         pool.warm()
         status = pool.status()
-        return bool(status["ready"] and (status["workers"] > 0 or status["load_error"]))
+        # a script that fails to load is switched to all the same: the registry is the truth, and
+        # every replica then answers its load error alike
+        return bool(status["ready"] or status["load_error"])
 
     def _switch(self, service: ServiceRecord, number: int, previous: tuple[int, str] | None) -> None:
         digest = self.state.registry.version(service.name, number).digest
@@ -109,9 +112,16 @@ class LiveRouter:
                 if new != marker or self.pending():
                     marker = new
                     self.refresh()
+                self.evict_idle()
             except Exception:  # noqa: BLE001 - a passing database error; try again
                 log.exception("watching the registry failed")
             self.stopped.wait(self.poll_s)
+
+    def evict_idle(self) -> None:
+        """Pools of versions this process does not serve as live are closed after 10 idle minutes."""
+        with self.lock:
+            live = {digest for _, digest in self.serving.values()}
+        self.state.runtime.evict_idle(live, IDLE_POOL_S)
 
     def _listen(self, registry) -> None:
         """PostgreSQL: wake on NOTIFY, re-check every second anyway; return to polling on failure."""
@@ -127,6 +137,7 @@ class LiveRouter:
                         woke = any(True for _ in conn.notifies(timeout=1.0, stop_after=1))
                         if woke or self.pending():
                             self.refresh()
+                        self.evict_idle()
             except Exception:  # noqa: BLE001 - fall back to polling until the database is back
                 log.exception("LISTEN on the registry failed; polling instead")
                 return

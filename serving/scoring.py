@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, g
 
-from publisher.errors import NotFound
+from publisher.errors import ArtifactError, NotFound
 from publisher.registry import ServiceRecord, VersionRecord
 
 from . import metrics
@@ -76,7 +76,7 @@ def execute(service: ServiceRecord, version: VersionRecord, decode):
         g.rows_in = sum(t.n_rows for t in decoded.inputs)
         try:
             result = st.runtime.call(version.digest, schema, decoded.inputs, decoded.parameters)
-        except (RuntimeFailure, NotFound) as exc:
+        except (RuntimeFailure, ArtifactError) as exc:
             if isinstance(exc, (CallTimedOut, WorkerCrashed, MemoryExceeded)):
                 metrics.worker_restarted(service.name, str(version.version), type(exc).__name__)
             g.call_detail.update(traceback=getattr(exc, "traceback", None) or None,

@@ -59,10 +59,25 @@ def check_sandbox(settings) -> dict:
     return report
 
 
+def sweep_run_dir(run_dir) -> None:
+    """Remove pool folders left by web processes that are gone (a crash, a kill -9)."""
+    for folder in run_dir.glob("p-*-*"):
+        try:
+            pid = int(folder.name.split("-")[1])
+            os.kill(pid, 0)
+        except (ValueError, IndexError):
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 def run(settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
     settings = dataclasses.replace(settings, host=host or settings.host, port=port or settings.port,
                                    web_workers=workers or settings.web_workers)
     check_sandbox(settings)
+    sweep_run_dir(settings.run_dir)
     Registry(settings.database_url).dispose()  # migrate once, before the workers start
     # prometheus-client's multiprocess mode: set before any web process imports it
     metrics_dir = settings.run_dir / f"metrics-{os.getpid()}"

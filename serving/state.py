@@ -113,7 +113,7 @@ class AppState:
             status = {"version": version.version, **pool.status()}
             report["services"][service.name] = status
             # a script that fails to load is reported, but does not take the other services down
-            report["ready"] &= status["ready"] or status["load_error"] is not None
+            report["ready"] &= status["ready"] or status["load_error"]
         return report
 
     def close(self) -> None:

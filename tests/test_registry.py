@@ -239,3 +239,9 @@ def test_postgresql_notifies_listeners_of_every_change(postgres_registry):
         registry.promote("svc", 2, "t")
         received = [n.channel for n in conn.notifies(timeout=5, stop_after=1)]
     assert received == [NOTIFY_CHANNEL]
+
+
+@pytest.mark.parametrize("name", ["good\n", "6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab"])
+def test_names_that_are_not_names_are_refused(registry, name):
+    with pytest.raises(PublishError, match="service name"):
+        publish(registry, D[0], name=name)

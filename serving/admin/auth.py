@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 
 from flask import flash, g, redirect, render_template, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -21,11 +22,18 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
+def _fingerprint(password_hash: str) -> str:
+    """Ties a session to the password it was made with: a new password logs every session out."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         user = session.get("user")
-        if not user:
+        stored = state().registry.password_hash(user) if user else None
+        if not user or stored is None or session.get("fp") != _fingerprint(stored):
+            session.clear()
             return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
         g.user = user
         return view(*args, **kwargs)
@@ -57,7 +65,9 @@ def login():
         flash("Wrong user name or password.", "error")
         return render_template("login.html", next=request.form.get("next", ""), name=name), 401
     session.clear()
+    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 h)
     session["user"] = name
+    session["fp"] = _fingerprint(stored)
     return redirect(_safe_next(request.form.get("next")))
 
 

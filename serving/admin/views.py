@@ -8,7 +8,7 @@ import pprint
 import textwrap
 
 import orjson
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from publisher.diff import diff_versions
 from publisher.errors import BundleError, Conflict, NotFound, PublishError, SchemaError, ScriptError
@@ -62,8 +62,7 @@ def service(name: str):
     svc = _service(name)
     versions = list(reversed(st.registry.versions(svc.name)))
     audit = list(reversed(st.registry.audit(svc.name)))[:50]
-    return render_template("service.html", svc=svc, versions=versions, audit=audit,
-                           new_key=request.args.get("new_key_slot"))
+    return render_template("service.html", svc=svc, versions=versions, audit=audit)
 
 
 ACTIONS = {"promote": "make version {v} live", "retire": "retire version {v} for good (it will answer 410)",
@@ -99,7 +98,7 @@ def action(name: str):
         elif what.startswith("key-"):
             slot = what.split("-", 1)[1]
             key = st.registry.regenerate_key(svc.name, slot, actor)
-            return render_template("new_key.html", svc=svc, slot=slot, key=key)
+            return _no_store(render_template("new_key.html", svc=svc, slot=slot, key=key))
         else:
             st.registry.set_store_payloads(svc.name, what == "payloads-on", actor)
             flash("Request payloads are " + ("now stored." if what == "payloads-on" else "no longer stored."), "ok")
@@ -151,8 +150,15 @@ def publish():
         except PublishError as exc:
             errors[_field_of(exc)] = str(exc)
         else:
-            return render_template("published.html", outcome=outcome.as_dict())
+            return _no_store(render_template("published.html", outcome=outcome.as_dict()))
     return render_template("publish.html", names=names, form=form, errors=errors), 400
+
+
+def _no_store(html: str) -> Response:
+    """Pages that show a key once must not be kept by the browser or a proxy."""
+    response = make_response(html)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _field_of(exc: PublishError) -> str:

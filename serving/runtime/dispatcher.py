@@ -16,7 +16,7 @@ from publisher.schema import ServiceSchema
 from publisher.table import Table
 
 from . import messages
-from .errors import MemoryExceeded, OutputTooLarge, ScriptFailed, WorkerCrashed
+from .errors import MemoryExceeded, NoWorkerAvailable, OutputTooLarge, PoolClosed, ScriptFailed, WorkerCrashed
 from .pool import Pool, Spawner
 
 
@@ -61,32 +61,51 @@ class Runtime:
         pool = self.pools.get(digest)
         if pool is not None:
             return pool
+        # read and verify outside the lock: a slow shared store must not hold up other services
+        data = self.fetch_artifact(digest)
+        artifact.load(data, digest)  # refuse a damaged artifact before any worker starts
         with self.lock:
             pool = self.pools.get(digest)
             if pool is None:
-                data = self.fetch_artifact(digest)
-                artifact.load(data, digest)  # refuse a damaged artifact before any worker starts
                 pool = Pool(digest, data, schema, self.settings.pool_size, self.settings, self.spawner)
                 self.pools[digest] = pool
         return pool
+
+    def evict_idle(self, keep: set[str], idle_s: float) -> None:
+        """Close pools nobody routes to any more (old or explicitly called versions) once idle."""
+        now = time.monotonic()
+        with self.lock:
+            idle = [d for d, p in self.pools.items() if d not in keep and not p.in_flight
+                    and now - p.last_used > idle_s]
+        for digest in idle:
+            self.retire_pool(digest, 0)
 
     def call(self, digest: str, schema: ServiceSchema, inputs: list[Table], parameters: dict) -> CallResult:
         started = time.perf_counter()
         limits = schema.limits.capped(self.settings)
         blobs: list = []
-        header = {"op": "call", "id": 1, "inputs": [messages.encode_table(t, blobs) for t in inputs],
+        header = {"op": "call", "inputs": [messages.encode_table(t, blobs) for t in inputs],
                   "parameters": parameters}
-        pool = self.pool(digest, schema)
-        # waiting for a worker may include starting one: a slow module-level load is not the call's time
-        reply, out, timing = pool.call(header, blobs, timeout=limits.timeout_s,
-                                       wait_s=limits.timeout_s + self.settings.worker_start_timeout_s)
+        for attempt in (1, 2):
+            pool = self.pool(digest, schema)
+            try:
+                # waiting for a worker may include starting one: a slow module-level load is not
+                # the call's time
+                reply, out, timing = pool.call(header, blobs, timeout=limits.timeout_s,
+                                               wait_s=limits.timeout_s + self.settings.worker_start_timeout_s)
+                break
+            except PoolClosed:  # drained just now (a promote): take the fresh pool
+                if attempt == 2:
+                    raise NoWorkerAvailable("the service's workers were replaced; try again") from None
         if reply.get("op") != "result":
             raise WorkerCrashed("the worker sent an unexpected message")
         log_text = reply.get("log") if isinstance(reply.get("log"), str) else ""
         error = reply.get("error")
         if error is not None:
-            kind = error.get("kind") if isinstance(error, dict) else None
-            message = str(error.get("message", "")) if isinstance(error, dict) else ""
+            if not isinstance(error, dict):
+                raise WorkerCrashed("the worker sent a malformed error")
+            kind = error.get("kind")
+            message = str(error.get("message", ""))
             if kind == "memory":
                 raise MemoryExceeded(f"the script went over the service's memory limit of {limits.memory_mb} MB")
             if kind == "output_too_large":

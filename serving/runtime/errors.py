@@ -33,3 +33,7 @@ class OutputTooLarge(RuntimeFailure):
 
 class NoWorkerAvailable(RuntimeFailure):
     """Every worker stayed busy (or failed to start) for as long as the caller could wait."""
+
+
+class PoolClosed(RuntimeFailure):
+    """The pool was drained between finding it and using it (the runtime retries on a fresh one)."""

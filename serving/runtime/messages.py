@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import orjson
 
@@ -30,24 +31,36 @@ class FrameTooLarge(ProtocolError):
         self.size, self.cap = size, cap
 
 
-def send(sock: socket.socket, header: dict, blobs=()) -> None:
+def _until(sock: socket.socket, deadline: float | None) -> None:
+    """One absolute deadline for a whole frame: a peer trickling bytes cannot stretch it."""
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("deadline passed")
+        sock.settimeout(left)
+
+
+def send(sock: socket.socket, header: dict, blobs=(), deadline: float | None = None) -> None:
     head = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
     parts = [_HEAD.pack(len(head), len(blobs)), head]
     for blob in blobs:
         parts.append(_BLOB.pack(len(blob)))
         parts.append(blob)
     if sum(map(len, parts)) < (1 << 20):
-        sock.sendall(b"".join(parts))
-    else:  # large buffers go out as they are, without a joined copy
-        for part in parts:
-            sock.sendall(part)
+        parts = [b"".join(parts)]
+    for part in parts:  # large buffers go out as they are, without a joined copy
+        view = memoryview(part).cast("B")
+        while view:
+            _until(sock, deadline)
+            view = view[sock.send(view):]
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytearray:
+def _recv_exact(sock: socket.socket, size: int, deadline: float | None) -> bytearray:
     buf = bytearray(size)
     view = memoryview(buf)
     got = 0
     while got < size:
+        _until(sock, deadline)
         n = sock.recv_into(view[got:], size - got)
         if n == 0:
             raise ProtocolError("channel closed")
@@ -55,26 +68,26 @@ def _recv_exact(sock: socket.socket, size: int) -> bytearray:
     return buf
 
 
-def recv(sock: socket.socket, max_bytes: int) -> tuple[dict, list[bytearray]]:
-    """Read one frame; ``max_bytes`` caps the sum of its blobs."""
-    head_len, n_blobs = _HEAD.unpack(_recv_exact(sock, _HEAD.size))
+def recv(sock: socket.socket, max_bytes: int, deadline: float | None = None) -> tuple[dict, list[bytearray]]:
+    """Read one frame by ``deadline`` (monotonic seconds); ``max_bytes`` caps its blobs."""
+    head_len, n_blobs = _HEAD.unpack(_recv_exact(sock, _HEAD.size, deadline))
     if head_len > MAX_HEADER:
         raise FrameTooLarge(head_len, MAX_HEADER)
     if n_blobs > 100_000:
         raise ProtocolError(f"{n_blobs} blobs in one frame")
     try:
-        header = orjson.loads(_recv_exact(sock, head_len))
+        header = orjson.loads(_recv_exact(sock, head_len, deadline))
     except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"header is not JSON ({exc})") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not an object")
     blobs, total = [], 0
     for _ in range(n_blobs):
-        (size,) = _BLOB.unpack(_recv_exact(sock, _BLOB.size))
+        (size,) = _BLOB.unpack(_recv_exact(sock, _BLOB.size, deadline))
         total += size
         if total > max_bytes:
             raise FrameTooLarge(total, max_bytes)
-        blobs.append(_recv_exact(sock, size))
+        blobs.append(_recv_exact(sock, size, deadline))
     return header, blobs
 
 
@@ -95,9 +108,21 @@ def encode_table(table, blobs: list) -> dict:
                 blobs.append(np.ascontiguousarray(c.mask, dtype="?").data.cast("B"))
         else:
             entry["data"] = len(blobs)
-            blobs.append(orjson.dumps(c.data.tolist(), option=orjson.OPT_SERIALIZE_NUMPY))
+            values = c.data.tolist()
+            try:
+                blobs.append(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY))
+            except orjson.JSONEncodeError:  # lone surrogates, ints beyond 64 bits: as text
+                blobs.append(orjson.dumps([_json_safe(v) for v in values], option=orjson.OPT_SERIALIZE_NUMPY))
         cols.append(entry)
     return {"n_rows": table.n_rows, "columns": cols}
+
+
+def _json_safe(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
 
 
 def decode_table(desc, blobs: list):

@@ -23,7 +23,7 @@ import zlib
 from pathlib import Path
 
 from . import messages
-from .errors import CallTimedOut, NoWorkerAvailable, OutputTooLarge, ScriptFailed, WorkerCrashed
+from .errors import CallTimedOut, NoWorkerAvailable, OutputTooLarge, PoolClosed, ScriptFailed, WorkerCrashed
 
 log = logging.getLogger("scorepub.runtime")
 
@@ -79,7 +79,8 @@ class TemplateProcess:
 
     def __init__(self, digest: str, artifact_bytes: bytes, schema, settings, spawner: Spawner):
         self.settings = settings
-        self.pool_dir = Path(settings.run_dir) / f"p-{digest[:12]}-{uuid.uuid4().hex[:8]}"
+        # named after this web process, so a sweep at start-up can tell stale folders (dead pid)
+        self.pool_dir = Path(settings.run_dir) / f"p-{os.getpid()}-{digest[:12]}-{uuid.uuid4().hex[:8]}"
         (self.pool_dir / "workers").mkdir(parents=True)
         (self.pool_dir / "template").mkdir()
         os.chmod(self.pool_dir, 0o700)
@@ -110,9 +111,9 @@ class TemplateProcess:
                 "cpu_limit_s": self.cpu_limit_s, "max_processes": settings.max_processes,
                 "max_file_bytes": settings.max_file_bytes}
         try:
-            messages.send(self.sock, init, [artifact_bytes])
-            self.sock.settimeout(settings.worker_start_timeout_s)
-            header, _ = messages.recv(self.sock, max_bytes=0)
+            deadline = time.monotonic() + settings.worker_start_timeout_s
+            messages.send(self.sock, init, [artifact_bytes], deadline=deadline)
+            header, _ = messages.recv(self.sock, max_bytes=0, deadline=deadline)
         except (OSError, messages.ProtocolError) as exc:
             reason = "did not start in time" if isinstance(exc, socket.timeout) else self._death()
             self.close()
@@ -124,7 +125,6 @@ class TemplateProcess:
                 raise WorkerCrashed(str(header.get("message", "the sandbox could not be set up")))
             raise ScriptFailed(str(header.get("message", "the script failed to load")),
                                str(header.get("traceback", "")), str(header.get("log", "")), at_load=True)
-        self.sock.settimeout(CONTROL_TIMEOUT_S)
         self.start_ms = (time.perf_counter() - started) * 1000
         self.load_log = header.get("log", "")
         self.dead = False
@@ -141,8 +141,9 @@ class TemplateProcess:
             if self.dead:
                 raise WorkerCrashed("the service's template process is gone")
             try:
-                messages.send(self.sock, header)
-                reply, _ = messages.recv(self.sock, max_bytes=0)
+                deadline = time.monotonic() + CONTROL_TIMEOUT_S
+                messages.send(self.sock, header, deadline=deadline)
+                reply, _ = messages.recv(self.sock, max_bytes=0, deadline=deadline)
                 if reply.get("op") == "forked":
                     _, fds, _, _ = socket.recv_fds(self.sock, 1, 1)
                     if len(fds) != 1:
@@ -175,6 +176,9 @@ class TemplateProcess:
     def close(self) -> None:
         """Stop the template; its workers go with it (its PID namespace ends)."""
         self.dead = True
+        if getattr(self, "closed", False):
+            return
+        self.closed = True
         try:
             self.sock.close()
         except OSError:
@@ -196,12 +200,17 @@ class WorkerProcess:
     def __init__(self, sock: socket.socket, pid: int, template: TemplateProcess):
         self.sock, self.pid, self.template = sock, pid, template
         self.fork_ms = 0.0
+        self.calls = 0
+        self.killed = False
 
     def call(self, header: dict, blobs: list, timeout: float) -> tuple[dict, list]:
+        self.calls += 1
+        header = {**header, "id": self.calls}
+        deadline = time.monotonic() + timeout
         try:
-            self.sock.settimeout(timeout)
-            messages.send(self.sock, header, blobs)
-            return messages.recv(self.sock, max_bytes=self.template.settings.max_output_bytes + messages.MAX_HEADER)
+            messages.send(self.sock, header, blobs, deadline=deadline)
+            reply, out = messages.recv(self.sock, max_bytes=self.template.settings.max_output_bytes
+                                       + messages.MAX_HEADER, deadline=deadline)
         except socket.timeout:
             self.kill()
             raise CallTimedOut(f"the script ran past the service's time limit of {timeout:g} s") from None
@@ -212,8 +221,15 @@ class WorkerProcess:
             reason = exit_text(self.template.exit_of(self.pid))
             self.kill()
             raise WorkerCrashed(f"the worker {reason}") from None
+        if reply.get("id") != self.calls or not isinstance(reply.get("timing", {}), dict):
+            self.kill()
+            raise WorkerCrashed("the worker broke the wire protocol")
+        return reply, out
 
     def kill(self) -> None:
+        if self.killed:
+            return
+        self.killed = True
         self.template.kill(self.pid)
         try:
             self.sock.close()
@@ -246,6 +262,7 @@ class Pool:
         self.ever_ready = False  # a template has loaded the script here at least once
         self.fork_ms: list[float] = []
         self.in_flight = 0
+        self.last_used = time.monotonic()
 
     # -- template -----------------------------------------------------------------------------
 
@@ -257,8 +274,11 @@ class Pool:
                 return template
             if template is not None:  # it died: its workers went with it
                 self.template, self.live, self.idle = None, 0, queue.Queue()
+                threading.Thread(target=template.close, daemon=True).start()
             if self.template_starting or self.closed:
                 return None
+            if self.load_error is not None and time.monotonic() - self.load_error[0] < self.RETRY_LOAD_AFTER_S:
+                return None  # the script failed to load just now: no restart storm
             self.template_starting = True
         threading.Thread(target=self._start_template, daemon=True, name=f"template-{self.digest[:8]}").start()
         return None
@@ -319,6 +339,8 @@ class Pool:
     def _acquire(self, wait_s: float) -> WorkerProcess:
         deadline = time.monotonic() + wait_s
         while True:
+            if self.closed:
+                raise PoolClosed("the pool was closed")
             if self.load_error is not None:
                 at, err = self.load_error
                 if time.monotonic() - at < self.RETRY_LOAD_AFTER_S:
@@ -352,7 +374,8 @@ class Pool:
         except BaseException:
             self._discard(worker, restart=True)
             raise
-        cpu = (reply.get("timing") or {}).get("cpu_s") if isinstance(reply, dict) else None
+        self.last_used = time.monotonic()
+        cpu = (reply.get("timing") or {}).get("cpu_s")
         worn = isinstance(cpu, (int, float)) and cpu > worker.template.cpu_limit_s / 2
         if self.per_call or worn:
             self._discard(worker, restart=worn)
@@ -374,9 +397,12 @@ class Pool:
             error = self.load_error[1] if self.load_error else None
             template = self.template
             forks = sorted(self.fork_ms)
-            return {"ready": self.ever_ready and error is None, "workers": self.live, "starting": self.starting,
+            # ready: the template loaded the script and workers are there (per-call spares refill in ms)
+            return {"ready": self.ever_ready and error is None and (self.live > 0 or self.per_call),
+                    "workers": self.live,
+                    "starting": self.starting,
                     "idle": self.idle.qsize(), "isolation": "per-call" if self.per_call else "warm",
-                    "restarts": self.restarts, "load_error": str(error) if error else None,
+                    "restarts": self.restarts, "load_error": bool(error),
                     "layers": template.layers if template else {},
                     "fork_ms_p50": round(forks[len(forks) // 2], 2) if forks else None}
 

@@ -258,6 +258,7 @@ def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
         template.template_dir.mkdir(parents=True, exist_ok=True)
         template.prepare()
         template.confine()
+        sandbox.die_with_parent()  # the kernel clears it when the uid changes: set it again
     except sandbox.SandboxUnavailable as exc:
         messages.send(sock, {"op": "load_failed", "kind": "sandbox", "layers": template.layers,
                              "message": f"the sandbox could not be set up: {exc}"})

@@ -90,6 +90,11 @@ class Worker:
                     out_blobs = []
                     reply = {"op": "result", "id": header["id"], "log": reply["log"],
                              "error": {"kind": "memory", "message": "out of memory while encoding the output"}}
+                except Exception as exc:  # noqa: BLE001 - a value the wire cannot carry is the script's
+                    out_blobs = []
+                    reply = {"op": "result", "id": header["id"], "log": reply["log"],
+                             "error": {"kind": "return", "message": f"the output cannot be sent: "
+                                                                    f"{type(exc).__name__}: {exc}"[:2000]}}
                 size = sum(len(b) for b in out_blobs)
                 if size > self.max_output:
                     out_blobs = []
@@ -117,7 +122,18 @@ class Worker:
             if header.get("op") != "call":
                 return
             reply, out = self.run_call(header, blobs)
-            messages.send(self.sock, reply, out)
+            messages.send(self.sock, _text_safe(reply), out)
+
+
+def _text_safe(value):
+    """Strings as valid UTF-8 (a lone surrogate in an exception message must not kill the worker)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: _text_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_text_safe(v) for v in value]
+    return value
 
 
 def _check_arity(fn, n_ports: int) -> None:

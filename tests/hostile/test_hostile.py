@@ -7,6 +7,7 @@ Run as root (uids dropped) and as a non-root user (user namespaces) by .ci/run.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -274,3 +275,24 @@ def test_readyz_reports_every_layer_active(hostile):
     for layer in ("fds", "pdeathsig", "no_new_privs", "rlimits", "namespaces", "uid", "landlock", "seccomp"):
         assert sandbox["layers"][layer]["active"] is True, layer
     assert sandbox["landlock_abi"] >= 4
+
+
+def test_trickling_bytes_cannot_stretch_the_deadline(hostile):
+    """Writing to the worker's own socket a byte at a time must not keep the call alive."""
+    publish(hostile, "trickle", breach("import time\nwhile True:\n    for fd in range(3, 64):\n        try:\n"
+                                       "            os.write(fd, b'\\0')\n        except OSError:\n            pass\n"
+                                       "    time.sleep(0.5)"), {**NO_INPUT, "limits": {"timeout_s": 2}})
+    started = time.monotonic()
+    r = call(hostile, "trickle")
+    assert time.monotonic() - started < 6
+    assert r.status_code in (504, 500), r.text  # a deadline, or a broken protocol: never a hang
+    still_serving(hostile)
+
+
+def test_unencodable_output_is_a_clear_error(hostile):
+    publish(hostile, "unencodable", breach("return pd.DataFrame({'big': [10**30], 's': ['\\ud800']}),"))
+    r = call(hostile, "unencodable")
+    assert r.status_code == 200, r.text
+    row = r.json()["output1"][0]
+    assert row["big"] == str(10**30) and row["s"] == "?"
+    still_serving(hostile)
