@@ -21,6 +21,8 @@ MISSING = object()  # a row that lacks the column's key
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
+_BOOL_TEXT = {"true": True, "false": False, "True": True, "False": False, "TRUE": True, "FALSE": False,
+              "1": True, "0": False}
 # pandas also reads "now", "today", "" and "NaT": only values that start with a date go the fast way
 _ISO_DATE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -152,6 +154,14 @@ def _fast(type_: str, values: list, kinds: set):
             return None
     if type_ == "boolean" and kinds <= {bool}:
         return np.array(values, dtype=bool)
+    if type_ in ("double", "integer") and kinds == {str} and "_" not in "".join(values):
+        try:  # NumPy parses the text in C; anything odd goes cell by cell for the exact error
+            return np.array(values, dtype=np.float64 if type_ == "double" else np.int64)
+        except (ValueError, OverflowError):
+            return None
+    if type_ == "boolean" and kinds == {str}:
+        mapped = list(map(_BOOL_TEXT.get, values))
+        return None if None in mapped else np.array(mapped, dtype=bool)
     if type_ == "datetime" and kinds <= {str}:
         if not all(_ISO_DATE.match(v) for v in values if v is not None):
             return None
@@ -189,7 +199,11 @@ def coerce_values(spec, values: list, port: str) -> Column:
         kinds.discard(type(None))
         if type_ in ("integer", "boolean"):
             fill = 0 if type_ == "integer" else False
+            if kinds == {str}:  # keep the column all text, so the vectorized text path applies
+                fill = "0" if type_ == "integer" else "false"
             values = [fill if v is None else v for v in values]
+        elif type_ == "double" and kinds == {str}:
+            values = ["nan" if v is None else v for v in values]
     data = _fast(type_, values, kinds)
     if data is None:
         data = _slow(spec, values, port, mask)
@@ -317,11 +331,12 @@ def columns_to_table(port: str, port_spec, names, data, max_rows: int) -> Table:
     if extra and port_spec.extra_columns != "allow":
         raise InputError("UnexpectedColumn", f"{port}.{_short(extra[0])}",
                          f"Column '{_short(extra[0])}' is not in the schema of '{port}'.")
-    transposed = dict(zip(names, zip(*data))) if data else {n: () for n in names}
+    # one pass per column over the rows (widths are checked above): no tuples per row
+    transposed = {name: list(map(operator.itemgetter(j), data)) for j, name in enumerate(names)}
     columns = []
     for spec in port_spec.columns:
         if spec.name in transposed:
-            values = list(transposed[spec.name])
+            values = transposed[spec.name]
         elif spec.has_default:
             values = [spec.default] * len(data)
         else:
@@ -330,6 +345,6 @@ def columns_to_table(port: str, port_spec, names, data, max_rows: int) -> Table:
         columns.append(coerce_values(spec, values, port))
     for name in extra:
         values = np.empty(len(data), dtype=object)
-        values[:] = list(transposed[name])
+        values[:] = transposed[name]
         columns.append(Column(name, "json", values, nullable=True))
     return Table(columns, len(data))

@@ -158,7 +158,10 @@ class Registry:
         return [self._version(svc, r) for r in rows]
 
     def version(self, name: str, number: int) -> VersionRecord:
-        svc = self.service(name)
+        return self.version_of(self.service(name), number)
+
+    def version_of(self, svc: ServiceRecord, number: int) -> VersionRecord:
+        """A version of a service record already in hand (one query, not two)."""
         with self._read() as conn:
             row = conn.execute(select(versions).where(
                 versions.c.service_id == svc.id, versions.c.version == number)).first()

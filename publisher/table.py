@@ -69,6 +69,18 @@ class Column:
             return pd.Series(self.data, dtype="bool", name=self.name, copy=False)
         raise ValueError(f"unknown column type {t!r}")
 
+    def frame_value(self):
+        """What ``pd.DataFrame({...})`` should get for this column: its dtype exactly, no copy."""
+        t = self.type
+        if t in ("string", "json"):
+            return pd.Series(self.data, dtype=object, copy=False)  # not pandas 3's inferred "str"
+        if t == "datetime":
+            return self.data.view("datetime64[ns]")
+        if t in ("integer", "boolean") and self.nullable:
+            mask = self.mask if self.mask is not None else np.zeros(len(self.data), dtype=bool)
+            return (pd.arrays.IntegerArray if t == "integer" else pd.arrays.BooleanArray)(self.data, mask)
+        return self.data
+
     def to_pylist(self) -> list:
         """Values as JSON-ready Python objects: missing -> None, datetimes -> ISO 8601 strings."""
         t = self.type
@@ -103,9 +115,9 @@ class Table:
         """A DataFrame with a default RangeIndex and the schema's dtypes, in column order."""
         if not self.columns:
             return pd.DataFrame(index=pd.RangeIndex(self.n_rows))
-        frame = pd.concat([c.to_series() for c in self.columns], axis=1)
+        frame = pd.DataFrame({c.name: c.frame_value() for c in self.columns}, index=pd.RangeIndex(self.n_rows),
+                             copy=False)
         frame.columns = pd.Index(self.names, dtype=object)
-        frame.index = pd.RangeIndex(self.n_rows)
         return frame
 
     def to_rows(self) -> list[dict]:

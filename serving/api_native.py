@@ -67,7 +67,7 @@ def _score(name: str, number: int | None) -> Response:
 def metadata(name: str):
     st = state()
     service = find_service(name)
-    require_key(st.registry, service, request)
+    require_key(st.catalog, service, request)
     versions = st.registry.versions(service.name)
     live = next((v for v in versions if v.version == service.live_version), None)
     body = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Request
 
-from publisher.registry import Registry, ServiceRecord
+from publisher.registry import ServiceRecord
 
 from .errors import ApiError
 
@@ -17,11 +17,11 @@ def key_from(request: Request) -> str | None:
     return key or None
 
 
-def require_key(registry: Registry, service: ServiceRecord, request: Request) -> None:
-    """401 unless the request carries one of this service's keys."""
+def require_key(catalog, service: ServiceRecord, request: Request) -> None:
+    """401 unless the request carries one of this service's keys (``catalog``: serving/catalog.py)."""
     key = key_from(request)
     if key is None:
         raise ApiError(401, "Unauthorized", "An API key is required: send 'Authorization: Bearer <key>' "
                                             "or 'api-key: <key>'.")
-    if not registry.check_key(service.id, key):
+    if not catalog.check_key(service, key):
         raise ApiError(401, "Unauthorized", "The API key is not valid for this service.")

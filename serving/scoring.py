@@ -20,8 +20,11 @@ def state():
 
 
 def find_service(name_or_id: str) -> ServiceRecord:
+    """The service, from this process's catalog (checked against the registry once per request)."""
+    catalog = state().catalog
+    catalog.refresh()
     try:
-        return state().registry.service(name_or_id)
+        return catalog.service(name_or_id)
     except NotFound:
         raise ApiError(404, "NotFound", f"There is no service named '{name_or_id[:80]}'.") from None
 
@@ -32,7 +35,7 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
     service = find_service(name_or_id)
     g.service = service
     g.metric_labels = (service.name, "-")
-    require_key(st.registry, service, request)
+    require_key(st.catalog, service, request)
     if number is None:
         number = st.router.version_for(service)  # the live version, once this replica has it warm
         if number is None:
@@ -41,7 +44,7 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
     try:
         if not 1 <= number <= MAX_VERSION:
             raise NotFound(number)
-        version = st.registry.version(service.name, number)
+        version = st.catalog.version(service, number)
     except NotFound:
         raise ApiError(404, "NotFound", f"Service '{service.name}' has no version {number}.") from None
     g.metric_labels = (service.name, str(version.version))

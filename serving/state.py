@@ -13,6 +13,7 @@ from publisher.registry import Registry
 from publisher.schema import ServiceSchema, parse_schema
 
 from .call_log import CallLog
+from .catalog import Catalog
 from .live_pointer import LiveRouter
 from .runtime.dispatcher import Runtime
 from .throttle import Throttle
@@ -31,6 +32,7 @@ class AppState:
     runtime: Runtime
     throttle: Throttle
     call_log: CallLog
+    catalog: Catalog | None = None
     router: "LiveRouter | None" = None
     _schemas: dict = dataclasses.field(default_factory=dict)
     _samples: dict = dataclasses.field(default_factory=dict)
@@ -41,6 +43,7 @@ class AppState:
         store = FolderArtifactStore(settings.artifact_dir)
         state = cls(settings, registry, store, Runtime(settings, store.get), Throttle(settings.run_dir / "throttle"),
                     CallLog(registry, settings.call_log_keep))
+        state.catalog = Catalog(registry)
         state.router = LiveRouter(state)
         return state
 

@@ -422,3 +422,26 @@ def test_100k_rows_5_columns():
 def test_python_only_digit_separators_refused(type_, value):
     with pytest.raises(CellError):
         convert_cell(type_, value)
+
+
+@pytest.mark.parametrize("type_,values", [
+    ("double", ["1.5", " 2 ", "-0", "1e3", "+5", "nan", "-inf"]),
+    ("integer", ["1", " 22", "-3", "+4", "0"]),
+    ("boolean", ["true", "False", "1", "0", "TRUE"]),
+])
+def test_vectorized_text_path_agrees_with_the_cell_rules(type_, values):
+    spec = parse_schema({"inputs": {"input1": {"columns": [{"name": "c", "type": type_, "nullable": True}]}}}) \
+        .inputs["input1"].columns[0]
+    column = coerce_values(spec, list(values), "input1")
+    expected = [convert_cell(type_, v) for v in values]
+    got = column.data.tolist()
+    assert [(math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(got, expected)] == [True] * len(values)
+
+
+@pytest.mark.parametrize("type_,bad,row", [("double", ["1", "x"], 1), ("integer", ["1", "1.5"], 1),
+                                            ("integer", ["1_0"], 0), ("boolean", ["true", "yes"], 1)])
+def test_vectorized_text_path_still_names_the_bad_row(type_, bad, row):
+    spec = parse_schema({"inputs": {"input1": {"columns": [{"name": "c", "type": type_}]}}}).inputs["input1"].columns[0]
+    with pytest.raises(InputError) as caught:
+        coerce_values(spec, list(bad), "input1")
+    assert caught.value.target == f"input1[{row}].c"

@@ -18,6 +18,7 @@ import orjson
 _HEAD = struct.Struct("<II")
 _BLOB = struct.Struct("<Q")
 MAX_HEADER = 16 * 1024 * 1024
+_TEXT = {str, type(None)}
 _RAW = {"integer": "<i8", "double": "<f8", "boolean": "?", "datetime": "<i8"}
 
 
@@ -152,7 +153,7 @@ def decode_table(desc, blobs: list):
                 data = np.empty(len(values), dtype=object)
                 data[:] = values
                 mask = None
-                if type_ == "string" and not all(v is None or isinstance(v, str) for v in values):
+                if type_ == "string" and not set(map(type, values)) <= _TEXT:
                     raise ProtocolError(f"column {name!r}: not all strings")
             else:
                 raise ProtocolError(f"column {name!r}: unknown type {type_!r}")

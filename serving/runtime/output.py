@@ -62,7 +62,7 @@ def translate(returned) -> tuple[Table, list[str]]:
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1):
         notes.append(f"the returned index ({type(frame.index).__name__}) was dropped")
     names = unique_names([str(n) for n in frame.columns])
-    columns = [_column(names[i], frame.iloc[:, i], notes) for i in range(frame.shape[1])]
+    columns = [_column(names[i], series, notes) for i, (_, series) in enumerate(frame.items())]
     return Table(columns, len(frame)), notes
 
 

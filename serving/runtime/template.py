@@ -108,8 +108,8 @@ class Template:
         self.layer("rlimits", sandbox.set_rlimits, memory, None, sb["max_processes"], 256,
                    sb["max_file_bytes"])
         if sb["sandbox"] != "off":
-            read_only = sandbox.python_read_paths() + [str(self.template_dir)]
-            self.layer("landlock", sandbox.landlock_restrict, read_only, [str(self.workers_dir)])
+            self.read_paths = sandbox.python_read_paths() + [str(self.template_dir)]  # reused by each worker
+            self.layer("landlock", sandbox.landlock_restrict, self.read_paths, [str(self.workers_dir)])
             self.layer("seccomp", sandbox.seccomp_template)
 
     @staticmethod
@@ -205,7 +205,7 @@ class Template:
         cpu = int(self.init["cpu_limit_s"])
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))  # the pool recycles a worker at half of it
         if self.init["sandbox"] != "off":
-            sandbox.landlock_restrict(sandbox.python_read_paths() + [str(self.template_dir)], [str(workdir)])
+            sandbox.landlock_restrict(self.read_paths, [str(workdir)])
             sandbox.seccomp_worker(pid)
         os.chdir(workdir)
         Worker(sock, workdir, self.module, self.fn, int(self.init["log_cap"]), int(self.init["max_output_bytes"]),
