@@ -86,6 +86,14 @@ def cli_env(home: Path, **extra) -> dict:
     return env
 
 
+def _die_with_pytest() -> None:
+    """A server started by a test stops when pytest does, however pytest ends."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class Server:
     """A real ``scorepub serve`` (gunicorn) on a loopback port."""
 
@@ -109,7 +117,7 @@ class Server:
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port)],
                                      env=self.env, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_pytest)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -120,6 +128,7 @@ class Server:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.2)
+        self.stop()
         raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
 
     def stop(self) -> None:

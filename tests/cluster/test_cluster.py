@@ -18,7 +18,7 @@ import orjson
 import pytest
 import requests
 
-from conftest import EXAMPLES, ROOT, Server, _postgres_database, cli_env, free_port, scorepub
+from conftest import EXAMPLES, ROOT, Server, _die_with_pytest, _postgres_database, cli_env, free_port, scorepub
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REPORT = ROOT / "test-output" / "cluster.txt"
@@ -106,13 +106,22 @@ def cluster(tmp_path_factory):
     cli = cli_env(root / "cli", **shared)
     published = orjson.loads(scorepub("publish", str(EXAMPLES / "hello-bundle"), "--name", "cluster-svc", "--json",
                                       "--no-smoke", env=cli).stdout)
-    replicas = [Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared)).start() for i in range(2)]
+    replicas = []
+    for i in range(2):
+        replicas.append(Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared)))
+        try:
+            replicas[-1].start()
+        except Exception:
+            for srv in replicas:
+                srv.stop()
+            raise
     port = free_port()
     prefix = root / "nginx"
     (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, a=replicas[0].port, b=replicas[1].port,
                                                          port=port))
     nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                             preexec_fn=_die_with_pytest)
     front = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -122,6 +131,9 @@ def cluster(tmp_path_factory):
             pass
         time.sleep(0.1)
     else:
+        os.killpg(nginx.pid, signal.SIGKILL)
+        for srv in replicas:
+            srv.stop()
         raise RuntimeError(f"nginx did not come up: {(prefix / 'error.log').read_text()}")
     state = {"root": root, "cli": cli, "replicas": replicas, "front": front, "key": published["keys"]["primary"],
              "shared": shared}
