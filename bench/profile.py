@@ -79,7 +79,8 @@ def summarize(collapsed: Path, top: int) -> str:
         for name in set(names):
             incl_counts[kind][name] += n
     grand = sum(totals.values())
-    out = [f"{grand} samples holding the GIL: " + ", ".join(f"{k} {100 * n / grand:.1f}%" for k, n in totals.most_common())]
+    out = [f"{grand} samples holding the GIL: "
+           + ", ".join(f"{k} {100 * n / grand:.1f}%" for k, n in totals.most_common())]
     for kind, total in totals.most_common():
         out.append(f"\n== {kind}: {total} samples ==")
         out.append("-- self --")
@@ -124,6 +125,7 @@ def main() -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
         cpu0, roles0 = server.cpu(), cpu_by_role(server.proc.pid)
+        web0 = {pid: cpu for pid, (ppid, cpu, _) in bench.tree(server.proc.pid).items() if ppid == server.proc.pid}
         stats = loadgen.run(server.port, url, path, ctype, headers, scenario.clients, args.seconds - 2, b.work)
         server.wait_idle(30)
         cpu, roles = server.cpu() - cpu0, cpu_by_role(server.proc.pid)
@@ -136,6 +138,10 @@ def main() -> None:
               + ", ".join(f"{k} {d[0] + d[1]:.2f} (user {d[0]:.2f}, sys {d[1]:.2f})" for k, d in (
                   (k, [(roles.get(k, (0, 0))[i] - roles0.get(k, (0, 0))[i]) * 1000 / max(1, stats["requests"])
                        for i in (0, 1)]) for k in sorted(set(roles) | set(roles0))) if d[0] + d[1] > 0.005))
+        web = {pid: cpu - web0.get(pid, 0.0) for pid, (ppid, cpu, _) in bench.tree(server.proc.pid).items()
+               if ppid == server.proc.pid}
+        print("CPU seconds per web process (with its sandbox children): "
+              + ", ".join(f"{pid}: {cpu:.2f}" for pid, cpu in sorted(web.items())))
         text = summarize(collapsed, args.top)
         (out / f"{scenario.key}-summary.txt").write_text(text)
         print(text)

@@ -123,6 +123,48 @@ def children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+class CpuMeter:
+    """CPU seconds a server's process tree uses between ``start()`` and ``stop()``.
+
+    The sum over the tree of each process's own and reaped children's CPU time is exact while
+    every process that ends is reaped by a member of the tree. When a sandbox pool is closed
+    (a promote retires the old version's pool), its zygote is killed and the template and workers
+    in its PID namespace die unreaped by the tree: their CPU is added back from the last time a
+    sampler thread (every 0.2 s) saw them.
+    """
+
+    def __init__(self, root: int):
+        self.root = root
+        self.seen: dict[tuple[int, int], tuple[tuple[int, int] | None, float]] = {}
+        self._stop = threading.Event()
+
+    def _snapshot(self) -> dict[tuple[int, int], float]:
+        members = tree(self.root)
+        keys = {pid: (pid, start) for pid, (_, _, start) in members.items()}
+        snap = {}
+        for pid, (ppid, cpu, start) in members.items():
+            self.seen[(pid, start)] = (keys.get(ppid), cpu)
+            snap[(pid, start)] = cpu
+        return snap
+
+    def start(self) -> None:
+        self.before = self._snapshot()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self._snapshot()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self.thread.join()
+        after = self._snapshot()
+        lost = sum(cpu for key, (parent, cpu) in self.seen.items()
+                   if key not in after and (parent is None or parent not in after) and key[0] != self.root)
+        return sum(after.values()) - sum(self.before.values()) + lost
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
@@ -547,11 +589,14 @@ class Bench:
         if during is None and self.warmup_s and single < 0.5:
             run(server.port, url, path, ctype, headers, scenario.clients, self.warmup_s, self.work)
         server.wait_idle(30 if self.quick else 90)
-        cpu0, busy0, kids0, t0 = server.cpu(), machine_busy(), children_cpu(), time.monotonic()
+        self.wait_quiet()
+        meter = CpuMeter(server.proc.pid)
+        meter.start()
+        busy0, kids0, t0 = machine_busy(), children_cpu(), time.monotonic()
         limit = duration if during is None else 300
         stats = run(server.port, url, path, ctype, headers, scenario.clients, limit, self.work, during=during)
         server.wait_idle(30 if self.quick else 90)
-        cpu = server.cpu() - cpu0
+        cpu = meter.stop()
         # everything else the machine did meanwhile (other users' processes): a noise indicator
         other = (machine_busy() - busy0) - cpu - (children_cpu() - kids0)
         wall = time.monotonic() - t0
@@ -576,6 +621,19 @@ class Bench:
             f"p99 {result['p99_ms']:8.2f} ms  cpu/req {result['cpu_ms_per_req'] or 0:8.2f} ms  errors {errors}")
         self.results.append(result)
         return result
+
+    def wait_quiet(self) -> None:
+        """With --wait-quiet S: wait (at most S seconds) for a second in which the machine is nearly
+        idle (both servers are idle here), so that other users' work does not land in a run."""
+        if not self.args.wait_quiet:
+            return
+        deadline = time.monotonic() + self.args.wait_quiet
+        while time.monotonic() < deadline:
+            busy = machine_busy()
+            time.sleep(1.0)
+            if machine_busy() - busy < 0.15:
+                return
+        log(f"the machine did not go quiet within {self.args.wait_quiet:g} s; measuring anyway")
 
     def promote_run(self, payload: Payload) -> None:
         v2 = self.experiment_copy("bench-v2", "warm", "version 2: the same function, a new artifact")
@@ -610,6 +668,12 @@ class Bench:
 
     def run(self) -> int:
         started = time.monotonic()
+        # the code under test, as it is when the servers start
+        self.info["commit"] = (
+            subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                           text=True).stdout.strip() or "?",
+            subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench", ":!docs/benchmarks.md"],
+                           cwd=REPO, capture_output=True, text=True).stdout.strip())
         try:
             self.loadgen = pick_loadgen(self.args.loadgen)
             log(f"load generator: {self.loadgen.version}")
@@ -629,10 +693,13 @@ class Bench:
             self.info["mlflow_workers"] = self.args.mlflow_workers or "default (1 uvicorn worker)"
             payloads = write_payloads(self.work, [(1, "json"), (1000, "json"), (100_000, "json"), (100_000, "csv")])
             self.preflight(payloads)
+            only = set(self.args.only.split(",")) if self.args.only else None
             for scenario in SCENARIOS:
-                for server in scenario.servers:
-                    self.measure(scenario, server, payloads[(scenario.rows, scenario.fmt)])
-            self.promote_run(payloads[(1, "json")])
+                if only is None or scenario.key in only:
+                    for server in scenario.servers:
+                        self.measure(scenario, server, payloads[(scenario.rows, scenario.fmt)])
+            if only is None or PROMOTE.key in only:
+                self.promote_run(payloads[(1, "json")])
         except HarnessError as exc:
             self.failures.append(str(exc))
         except KeyboardInterrupt:
@@ -690,31 +757,32 @@ class Bench:
             except importlib.metadata.PackageNotFoundError:
                 return "?"
 
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench", ":!docs/benchmarks.md"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        commit, dirty = self.info.get("commit", ("?", ""))
         ml = self.info.get("mlflow_env", {})
+        installed = self.info.get("mlflow_install_s")
+        venv = "cached" if installed is None else f"installed in {installed} s"
         sandbox = self.info.get("scorepub_sandbox") or {}
         active = [n for n, s in (sandbox.get("layers") or {}).items() if s.get("active")]
         return [
             f"- machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}; "
             f"{mem_kb / 1024 / 1024:.1f} GiB memory; {osname}, Linux {platform.release()}",
             f"- Python {platform.python_version()} ({sys.executable})",
-            f"- scorepub {ver('scorepub')} at {commit}{' + local changes' if dirty else ''}: gunicorn {ver('gunicorn')} "
+            f"- scorepub {ver('scorepub')} at {commit}{' + local changes' if dirty else ''}: "
+            f"gunicorn {ver('gunicorn')} "
             f"(gthread, SCOREPUB_WEB_WORKERS=2, 8 threads), pool size 2, sandbox {sandbox.get('mode', '?')} "
             f"({', '.join(active) or '?'}); Flask {ver('flask')}, pandas {ver('pandas')}, numpy {ver('numpy')}, "
             f"orjson {ver('orjson')}",
-            f"- MLflow {ml.get('mlflow', '?')} (`mlflow models serve --env-manager local`, uvicorn {ml.get('uvicorn', '?')}, "
+            f"- MLflow {ml.get('mlflow', '?')} (`mlflow models serve --env-manager local`, "
+            f"uvicorn {ml.get('uvicorn', '?')}, "
             f"workers: {self.info.get('mlflow_workers')}), FastAPI {ml.get('fastapi', '?')}, pandas "
             f"{ml.get('pandas', '?')}, numpy {ml.get('numpy', '?')}; model: pyfunc PythonModel from code, "
             "signature inferred from sample.json (MLflow enforces it)",
-            f"- load generator: {self.loadgen.version if hasattr(self, 'loadgen') else '?'}, keep-alive, closed loop, "
-            f"127.0.0.1; {'quick' if self.quick else 'full'} mode: {self.warmup_s:g} s warm-up + "
+            f"- load generator: {self.loadgen.version if hasattr(self, 'loadgen') else '?'}, keep-alive, "
+            f"closed loop, 127.0.0.1; {'quick' if self.quick else 'full'} mode: {self.warmup_s:g} s warm-up + "
             f"{self.duration_s:g} s per run",
-            f"- set-up: MLflow venv {'cached' if self.info.get('mlflow_install_s') is None else 'installed in ' + str(self.info['mlflow_install_s']) + ' s'}"
-            f"; publish x2 {self.info.get('publish_s', '?')} s; MLflow model saved in {self.info.get('mlflow_save_s', '?')} s; "
-            f"ready after: scorepub {self._start('scorepub')}, MLflow {self._start('mlflow')}; whole run {self.info.get('total_s', '?')} s",
+            f"- set-up: MLflow venv {venv}; publish x2 {self.info.get('publish_s', '?')} s; MLflow model saved in "
+            f"{self.info.get('mlflow_save_s', '?')} s; ready after: scorepub {self._start('scorepub')}, "
+            f"MLflow {self._start('mlflow')}; whole run {self.info.get('total_s', '?')} s",
         ]
 
     def _start(self, name):
@@ -724,7 +792,8 @@ class Bench:
     def report(self) -> str:
         when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         lines = [f"# scorepub vs MLflow, {when}", ""] + self.machine() + [""]
-        lines += ["| scenario | server | requests | req/s | rows/s | p50 ms | p99 ms | CPU ms/req | errors | other load |",
+        lines += ["| scenario | server | requests | req/s | rows/s | p50 ms | p99 ms | CPU ms/req | errors "
+                  "| other load |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in self.results:
             cpu = f"{r['cpu_ms_per_req']:.2f}" if r["cpu_ms_per_req"] is not None else "-"
@@ -744,7 +813,8 @@ class Bench:
                           "latency and CPU: lower is better):", "",
                       "| scenario | req/s and rows/s | p50 | p99 | CPU per request |",
                       "| --- | ---: | ---: | ---: | ---: |"] + ratio_rows
-        lines += ["", "Targets of issue 7 (reported, not asserted):", "", "| target | measured | |", "| --- | --- | --- |"]
+        lines += ["", "Targets of issue 7 (reported, not asserted):", "", "| target | measured | |",
+                  "| --- | --- | --- |"]
         lines += self.targets()
         promote = next((r for r in self.results if r["scenario"] == PROMOTE.key), None)
         if promote and promote.get("promote"):
@@ -756,9 +826,10 @@ class Bench:
                       "processes, sandbox templates and workers; mlflow CLI and uvicorn) from /proc, from the start "
                       "of a run until the server is idle again, divided by the requests it served. The load "
                       "generator shares the 2 cores with the server. *Other load*: cores' worth of CPU the rest of the "
-                      "machine used during the run (neither server nor load generator): above ~0.1 the figures of that "
-                      "run are disturbed by other work on the machine. MLflow answers JSON records whatever the "
-                      "request format; scorepub answers in the request's format (columns JSON or CSV)."]
+                      "machine used during the run (neither server nor load generator); about 0.1 is the quiet "
+                      "baseline here, above ~0.2 the figures of that run are disturbed by other work on the machine. "
+                      "MLflow answers JSON records whatever the request format; scorepub answers in the request's "
+                      "format (columns JSON or CSV)."]
         if self.failures:
             lines += ["", "**Failures:**", ""] + [f"- {f}" for f in self.failures]
         return "\n".join(lines) + "\n"
@@ -800,6 +871,11 @@ def main() -> None:
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument("--mlflow-version", default=MLFLOW_VERSION)
     p.add_argument("--mlflow-workers", type=int, default=None, help="mlflow models serve -w (default: its own)")
+    p.add_argument("--only", default=None, metavar="KEYS",
+                   help="comma-separated scenario keys to run (" + ", ".join(s.key for s in SCENARIOS + [PROMOTE])
+                   + "); default: all")
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                   help="before each run, wait up to S seconds for the machine to be idle (default: don't)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, bodies, model)")
     args = p.parse_args()
     sys.exit(Bench(args).run())
