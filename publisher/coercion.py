@@ -241,7 +241,7 @@ def rows_to_table(port: str, port_spec, rows, max_rows: int) -> Table:
     """Convert the native "rows" shape (a list of objects) of one port."""
     if not isinstance(rows, list):
         raise InputError("InputParseError", port, f"'{port}' must be a list of row objects.")
-    _check_row_count(port, port_spec, len(rows), max_rows)
+    check_row_count(port, port_spec, len(rows), max_rows)
     if rows and set(map(type, rows)) != {dict}:
         row = next(i for i, r in enumerate(rows) if not isinstance(r, dict))
         raise InputError("InputParseError", f"{port}[{row}]",
@@ -297,7 +297,7 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_row_count(port, port_spec, n, max_rows):
+def check_row_count(port, port_spec, n, max_rows):
     upper = min(port_spec.max_rows, max_rows)
     if n < port_spec.min_rows:
         raise InputError("RowCount", port,
@@ -319,32 +319,37 @@ def columns_to_table(port: str, port_spec, names, data, max_rows: int) -> Table:
         raise InputError("InputParseError", f"{port}.columns", f"Column '{_short(dupe)}' of '{port}' is named twice.")
     if not isinstance(data, list):
         raise InputError("InputParseError", f"{port}.data", f"The data of '{port}' must be a list of rows.")
-    _check_row_count(port, port_spec, len(data), max_rows)
+    check_row_count(port, port_spec, len(data), max_rows)
     width = len(names)
     if data and (set(map(type, data)) != {list} or set(map(len, data)) != {width}):
         row = next(i for i, r in enumerate(data) if not isinstance(r, list) or len(r) != width)
         what = f"has {len(data[row])} values" if isinstance(data[row], list) else f"is {describe(data[row])}"
         raise InputError("InputParseError", f"{port}[{row}]",
                          f"Row {row} of '{port}' {what}; it must be a list of {width} values, one per column.")
+    # one pass per column over the rows (widths are checked above): no tuples per row
+    transposed = {name: list(map(operator.itemgetter(j), data)) for j, name in enumerate(names)}
+    return named_columns_to_table(port, port_spec, transposed, len(data))
+
+
+def named_columns_to_table(port: str, port_spec, columns_by_name: dict, n_rows: int) -> Table:
+    """Typed columns from one list of values per column name (names unique, lengths checked)."""
     known = {c.name for c in port_spec.columns}
-    extra = [n for n in names if n not in known]
+    extra = [n for n in columns_by_name if n not in known]
     if extra and port_spec.extra_columns != "allow":
         raise InputError("UnexpectedColumn", f"{port}.{_short(extra[0])}",
                          f"Column '{_short(extra[0])}' is not in the schema of '{port}'.")
-    # one pass per column over the rows (widths are checked above): no tuples per row
-    transposed = {name: list(map(operator.itemgetter(j), data)) for j, name in enumerate(names)}
     columns = []
     for spec in port_spec.columns:
-        if spec.name in transposed:
-            values = transposed[spec.name]
+        if spec.name in columns_by_name:
+            values = columns_by_name[spec.name]
         elif spec.has_default:
-            values = [spec.default] * len(data)
+            values = [spec.default] * n_rows
         else:
             raise InputError("MissingColumn", f"{port}.{spec.name}",
                              f"Column '{spec.name}' of '{port}' is required but missing.")
         columns.append(coerce_values(spec, values, port))
     for name in extra:
-        values = np.empty(len(data), dtype=object)
-        values[:] = transposed[name]
+        values = np.empty(n_rows, dtype=object)
+        values[:] = columns_by_name[name]
         columns.append(Column(name, "json", values, nullable=True))
-    return Table(columns, len(data))
+    return Table(columns, n_rows)

@@ -471,3 +471,27 @@ def test_metrics_in_prometheus_text_format(api):
     assert 'scorepub_errors_total{error="UnexpectedColumn",service="hello-bundle",status="400",version="1"}' in body
     assert 'scorepub_rows_total{direction="in",service="hello-bundle",version="1"}' in body
     assert 'scorepub_request_duration_seconds_bucket{le="0.5",service="hello-bundle",version="1"}' in body
+
+
+@pytest.mark.parametrize("body,status,check", [
+    ("s,i,b,t\nx,1,true,\r\ny,,false,\r\n", 200, lambda out: out[1]["i"] is None and out[0]["b"] is True),
+    ('s,i,b,t\n"multi\nline",2,true,\n', 200, lambda out: out[0]["s"] == "multi\nline"),
+    ("s,i,b\nx,1,true,extra\n", 400, None),
+    ("s,i,b,t\nx,1\n", 400, None),  # the short row's missing b is null, and b is not nullable
+    ("s,s,b\nx,y,true\n", 400, None),
+    ("", 400, None),
+])
+def test_csv_edge_cases(api, body, status, check):
+    r = api.score("types", body, headers={"Content-Type": "text/csv", "Accept": "application/json"})
+    assert r.status_code == status, r.text
+    if check:
+        assert check(r.json()["output1"])
+    else:
+        assert r.json()["error"]["code"] == "BadArgument"
+
+
+def test_csv_of_many_rows_converts_every_type(api):
+    rows = "".join(f"s{i},{i},{'true' if i % 2 else 'false'},2024-01-01T00:00:{i % 60:02d}Z\n" for i in range(3))
+    r = api.score("types", "s,i,b,t\n" + rows, headers={"Content-Type": "text/csv", "Accept": "application/json"})
+    out = r.json()["output1"]
+    assert [row["i"] for row in out] == [0, 1, 2] and out[1]["b"] is True and out[2]["t"] == "2024-01-01T00:00:02"
