@@ -58,3 +58,11 @@ if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
         .venv/bin/python -m pytest -p no:cacheprovider -q tests/hostile
     rm -rf "$home"
 fi
+
+# The benchmark harness, in its quick mode, as a smoke check that it works (full runs:
+# bench/run.py; figures in docs/benchmarks.md). No timing is asserted: only that both servers
+# start, answer alike, and that the promote under load loses no request.
+if [ $# -eq 0 ]; then
+    echo "--- benchmark harness (quick) ---"
+    .venv/bin/python bench/run.py --quick --out test-output/bench
+fi
