@@ -766,7 +766,7 @@ class Bench:
         return [
             f"- machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}; "
             f"{mem_kb / 1024 / 1024:.1f} GiB memory; {osname}, Linux {platform.release()}",
-            f"- Python {platform.python_version()} ({sys.executable})",
+            f"- Python {platform.python_version()} ({platform.python_implementation()}, {sys.prefix != sys.base_prefix and 'virtualenv' or 'system'})",
             f"- scorepub {ver('scorepub')} at {commit}{' + local changes' if dirty else ''}: "
             f"gunicorn {ver('gunicorn')} "
             f"(gthread, SCOREPUB_WEB_WORKERS=2, 8 threads), pool size 2, sandbox {sandbox.get('mode', '?')} "
