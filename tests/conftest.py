@@ -22,8 +22,21 @@ EXAMPLES = ROOT / "examples"
 POSTGRES_ADMIN_URL = os.environ.get("SCOREPUB_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+HOMES: set[Path] = set()  # every SCOREPUB_HOME a test made: their run folders are removed at the end
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    from publisher.settings import default_run_dir
+
+    for home in HOMES:
+        shutil.rmtree(default_run_dir(home.absolute()), ignore_errors=True)
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
+    HOMES.add(tmp_path / "home")
     return Settings.from_env({"SCOREPUB_HOME": str(tmp_path / "home")})
 
 
@@ -80,6 +93,7 @@ def scorepub(*args, env: dict, check=True, input=None) -> subprocess.CompletedPr
 
 
 def cli_env(home: Path, **extra) -> dict:
+    HOMES.add(Path(home))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREPUB_")}
     env["SCOREPUB_HOME"] = str(home)
     env.update(extra)

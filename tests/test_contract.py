@@ -76,7 +76,11 @@ def service(settings):
 @pytest.fixture(scope="module")
 def shared_settings(tmp_path_factory) -> Settings:
     """Like conftest's ``settings``, for the few services shared by many tests of this module."""
-    return Settings.from_env({"SCOREPUB_HOME": str(tmp_path_factory.mktemp("home"))}, pool_size=1)
+    from conftest import HOMES
+
+    home = tmp_path_factory.mktemp("home")
+    HOMES.add(home)
+    return Settings.from_env({"SCOREPUB_HOME": str(home)}, pool_size=1)
 
 
 def info(result: CallResult):
