@@ -293,8 +293,8 @@ def _ordered_keys(rows, wanted):
     return seen
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_row_count(port, port_spec, n, max_rows):

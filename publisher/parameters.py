@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coercion import CellError, InputError, convert_cell, describe
+from .coercion import CellError, InputError, _short, convert_cell, describe
 from .table import datetime_strings
 
 
@@ -24,7 +24,7 @@ def resolve_parameters(given, declared: dict) -> dict:
         if spec is None:
             known = ", ".join(sorted(declared)) or "none"
             raise InputError("UnexpectedParameter", f"GlobalParameters.{name}",
-                             f"Parameter '{_short(name)}' is not declared by this service (declared: {known}).")
+                             f"Parameter '{_short(name, 64)}' is not declared by this service (declared: {known}).")
         out[name] = _convert(name, spec.type, value)
     for name, spec in declared.items():
         if name not in out:
@@ -47,6 +47,3 @@ def _convert(name, type_, value):
         return datetime_strings(np.array([converted], dtype=np.int64))[0]
     return converted
 
-
-def _short(text: str) -> str:
-    return text if len(text) <= 64 else text[:61] + "..."

@@ -51,23 +51,7 @@ class Column:
 
     def to_series(self) -> pd.Series:
         """The pandas Series a script receives for this column."""
-        t = self.type
-        if t == "string" or t == "json":
-            return pd.Series(self.data, dtype=object, name=self.name, copy=False)
-        if t == "double":
-            return pd.Series(self.data, dtype="float64", name=self.name, copy=False)
-        if t == "datetime":
-            return pd.Series(self.data.view("datetime64[ns]"), name=self.name, copy=False)
-        mask = self.mask if self.mask is not None else np.zeros(len(self.data), dtype=bool)
-        if t == "integer":
-            if self.nullable:
-                return pd.Series(pd.arrays.IntegerArray(self.data, mask), name=self.name)
-            return pd.Series(self.data, dtype="int64", name=self.name, copy=False)
-        if t == "boolean":
-            if self.nullable:
-                return pd.Series(pd.arrays.BooleanArray(self.data, mask), name=self.name)
-            return pd.Series(self.data, dtype="bool", name=self.name, copy=False)
-        raise ValueError(f"unknown column type {t!r}")
+        return pd.Series(self.frame_value(), name=self.name, copy=False)
 
     def frame_value(self):
         """What ``pd.DataFrame({...})`` should get for this column: its dtype exactly, no copy."""

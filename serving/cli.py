@@ -8,7 +8,7 @@ import click
 import orjson
 
 from publisher.cli import json_option, one_line_errors, pass_ctx, register_publisher_commands
-from publisher.errors import NotFound, PublishError
+from publisher.errors import PublishError
 from publisher.schema import parse_schema
 
 from . import codecs

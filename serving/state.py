@@ -36,6 +36,7 @@ class AppState:
     router: "LiveRouter | None" = None
     _schemas: dict = dataclasses.field(default_factory=dict)
     _samples: dict = dataclasses.field(default_factory=dict)
+    _examples: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def open(cls, settings) -> "AppState":
@@ -62,8 +63,7 @@ class AppState:
 
     def example_response(self, digest: str, schema_json: str) -> dict | None:
         """The native response to sample.json, for the API help page (computed once per version)."""
-        key = ("response", digest)
-        if key not in self._samples:
+        if digest not in self._examples:
             from . import codecs
 
             sample = self.sample(digest)
@@ -76,8 +76,8 @@ class AppState:
                     example = orjson.loads(codecs.BY_NAME["rows"].encode(result, False))
                 except Exception:  # noqa: BLE001 - the page still shows the request side
                     log.exception("example response for %s failed", digest[:12])
-            self._samples[key] = example
-        return self._samples[key]
+            self._examples[digest] = example
+        return self._examples[digest]
 
     def live_versions(self):
         for service in self.registry.services():

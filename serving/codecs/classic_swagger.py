@@ -6,8 +6,8 @@ import orjson
 from publisher.coercion import rows_to_table
 from publisher.schema import ServiceSchema
 
-from .base import DecodedRequest, JsonCodec, check_envelope, convert, parameters
-from .classic_table import classic_envelope
+from .base import DecodedRequest, JsonCodec, convert, parameters
+from .classic_table import classic_inputs
 from .classic_text import text_columns
 
 
@@ -18,8 +18,7 @@ class ClassicSwaggerCodec(JsonCodec):
         return True
 
     def decode_document(self, document, schema: ServiceSchema, max_rows: int) -> DecodedRequest:
-        inputs = classic_envelope(document)["Inputs"]
-        check_envelope(inputs, tuple(schema.inputs), where="Inputs", with_parameters=False)
+        inputs = classic_inputs(document, schema)
         tables = [convert(rows_to_table, port, spec, inputs[port], max_rows) for port, spec in schema.inputs.items()]
         return DecodedRequest(tables, parameters(document, schema))
 

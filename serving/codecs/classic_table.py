@@ -27,6 +27,13 @@ def classic_envelope(document) -> dict:
     return document
 
 
+def classic_inputs(document, schema: ServiceSchema) -> dict:
+    """The checked ``Inputs`` of a classic request (both classic formats start here)."""
+    inputs = classic_envelope(document)["Inputs"]
+    check_envelope(inputs, tuple(schema.inputs), where="Inputs", with_parameters=False)
+    return inputs
+
+
 class ClassicTableCodec(JsonCodec):
     name = "classic-table"
 
@@ -34,8 +41,7 @@ class ClassicTableCodec(JsonCodec):
         return True
 
     def decode_document(self, document, schema: ServiceSchema, max_rows: int) -> DecodedRequest:
-        inputs = classic_envelope(document)["Inputs"]
-        check_envelope(inputs, tuple(schema.inputs), where="Inputs", with_parameters=False)
+        inputs = classic_inputs(document, schema)
         tables = []
         for port, spec in schema.inputs.items():
             block = inputs[port]

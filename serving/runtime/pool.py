@@ -93,7 +93,6 @@ class TemplateProcess:
         self.cpu_limit_s = max(60, 4 * limits.timeout_s)
         self.lock = threading.Lock()
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        started = time.perf_counter()
         try:
             self.proc = spawner.popen(
                 [sys.executable, "-m", "serving.runtime.template", str(child.fileno())],
@@ -125,8 +124,6 @@ class TemplateProcess:
                 raise WorkerCrashed(str(header.get("message", "the sandbox could not be set up")))
             raise ScriptFailed(str(header.get("message", "the script failed to load")),
                                str(header.get("traceback", "")), str(header.get("log", "")), at_load=True)
-        self.start_ms = (time.perf_counter() - started) * 1000
-        self.load_log = header.get("log", "")
         self.dead = False
 
     def _death(self) -> str:
