@@ -24,8 +24,31 @@ pick_python() {
     exit 1
 }
 
+# As root the workers also read .venv's site-packages: every folder above it must be
+# traversable by other users. CI's throw-away clone folders are opened up (o+x: traverse, not
+# list); anywhere else we stop and say what to do rather than change a user's permissions.
+ensure_traversable() {
+    [ "$(id -u)" = 0 ] || return 0
+    local dir=$PWD closed=()
+    while [ "$dir" != "/" ]; do
+        [ -n "$(find "$dir" -maxdepth 0 -perm -o+x)" ] || closed+=("$dir")
+        dir=$(dirname "$dir")
+    done
+    [ ${#closed[@]} -eq 0 ] && return 0
+    if [ "${CI:-}" = "true" ]; then
+        echo "making ${closed[*]} traversable for the sandbox uids (CI checkout)" >&2
+        chmod o+x "${closed[@]}"
+    else
+        echo "error: as root, scorepub's sandboxed workers run as other uids and must reach .venv;" \
+             "these folders are closed to other users: ${closed[*]}. Clone scorepub somewhere" \
+             "others can traverse, or run: chmod o+x ${closed[*]}" >&2
+        exit 1
+    fi
+}
+
 ensure_venv() {
     local extras=$1 py
+    ensure_traversable
     py=$(pick_python)
     if [ -x .venv/bin/python ] && ! .venv/bin/python -c "$readable_by_all" 2>/dev/null && [ "$(id -u)" = 0 ]; then
         rm -rf .venv  # made earlier with a Python the sandboxed workers cannot read
