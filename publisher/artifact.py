@@ -18,7 +18,9 @@ from .bundle import FIXED_TIME
 from .errors import ArtifactError
 
 FORMAT = 1
-CONTENT_MEMBERS = ("score.py", "bundle.zip", "schema.json", "sample.json", "requirements.txt")
+CONTENT_MEMBERS = ("score.py", "bundle.zip", "schema.json", "sample.json", "requirements.txt",
+                   # a Python 2.7 experiment: the sources as published, and what the conversion did
+                   "original/score.py", "original/bundle.zip", "conversion.json")
 MANIFEST = "manifest.json"
 
 
@@ -57,6 +59,11 @@ class Artifact:
     @property
     def schema_document(self) -> dict:
         return orjson.loads(self.members["schema.json"])
+
+    @property
+    def conversion(self) -> dict | None:
+        raw = self.members.get("conversion.json")
+        return orjson.loads(raw) if raw is not None else None
 
     @property
     def sample(self) -> dict | None:

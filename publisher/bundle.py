@@ -78,7 +78,7 @@ def normalize_zip(data: bytes, max_bytes: int, max_files: int) -> bytes:
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
                 raise BundleError(f"bundle: entry '{info.filename}' is damaged ({exc})") from None
             files.append((name, b"".join(chunks)))
-    return _write_zip(files)
+    return write_zip(files)
 
 
 def zip_folder(folder: Path, max_bytes: int, max_files: int) -> bytes:
@@ -104,10 +104,17 @@ def zip_folder(folder: Path, max_bytes: int, max_files: int) -> bytes:
             files.append((path.relative_to(folder).as_posix(), data))
             if len(files) > max_files:
                 raise BundleError(f"bundle: more than {max_files} files")
-    return _write_zip(sorted(files))
+    return write_zip(sorted(files))
 
 
-def _write_zip(files) -> bytes:
+def read_zip(data: bytes) -> dict:
+    """A normalized bundle's files, name -> bytes."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir()}
+
+
+def write_zip(files) -> bytes:
+    """(name, bytes) pairs, in order, as a normalized zip (fixed times and permissions)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in files:

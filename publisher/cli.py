@@ -190,7 +190,8 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
     @pass_ctx
     @one_line_errors
     def diff_cmd(ctx, name, v1, v2, as_json):
-        """What changed between two versions: files, schema, parameters, limits."""
+        """What changed between two versions: files, schema, parameters, limits; and how a
+        Python 2.7 version was converted (give the same version twice to see just that)."""
         d = diff_versions(ctx.registry, ctx.store, name, v1, v2)
         lines = [f"{name}: v{v1} -> v{v2}"]
         for title, key in (("schema", "schema"), ("parameters", "parameters"), ("limits", "limits")):
@@ -200,4 +201,8 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
             lines.append(text.rstrip("\n"))
         if len(lines) == 1:
             lines.append("no differences")
+        for version, files in d["conversion"].items():
+            for member, text in files.items():
+                lines.append(f"--- {version}: {member} converted from Python 2.7")
+                lines.append(text.rstrip("\n"))
         emit(as_json, d, "\n".join(lines))

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import difflib
-import io
-import zipfile
-
 from . import artifact
+from .bundle import read_zip
 from .artifact_store import ArtifactStore
 from .registry import Registry
 
@@ -16,10 +14,7 @@ def load_version(registry: Registry, store: ArtifactStore, name: str, number: in
 
 
 def _bundle_files(art: artifact.Artifact) -> dict:
-    if art.bundle is None:
-        return {}
-    with zipfile.ZipFile(io.BytesIO(art.bundle)) as z:
-        return {i.filename: z.read(i) for i in z.infolist()}
+    return {} if art.bundle is None else read_zip(art.bundle)
 
 
 def _text_diff(a: bytes, b: bytes, name_a: str, name_b: str) -> str:
@@ -38,7 +33,7 @@ def diff_versions(registry: Registry, store: ArtifactStore, name: str, v1: int, 
     a, b = load_version(registry, store, name, v1), load_version(registry, store, name, v2)
     files = {}
     for member in sorted(set(a.members) | set(b.members)):
-        if member in ("schema.json", "bundle.zip"):
+        if member in ("schema.json", "bundle.zip", "original/bundle.zip", "conversion.json"):
             continue
         old, new = a.members.get(member), b.members.get(member)
         if old != new:
@@ -71,10 +66,33 @@ def diff_versions(registry: Registry, store: ArtifactStore, name: str, v1: int, 
                 schema.append(f"{port}: {k} {pa[k]!r} -> {pb[k]!r}")
     if sa["isolation"] != sb["isolation"]:
         schema.append(f"isolation {sa['isolation']!r} -> {sb['isolation']!r}")
+    if sa.get("python_version") != sb.get("python_version"):
+        schema.append(f"python_version {sa.get('python_version', '3')!r} -> {sb.get('python_version', '3')!r}")
+    if sa.get("compat", "classic") != sb.get("compat", "classic"):
+        schema.append(f"compat {sa.get('compat', 'classic')!r} -> {sb.get('compat', 'classic')!r}")
     params = _dict_changes(sa["parameters"], sb["parameters"])
     limits = _dict_changes(sa["limits"], sb["limits"])
+    conversion = {f"v{n}": c for n, art in ((v1, a), (v2, b)) if (c := conversion_diff(art))}
     return {"service": name, "from": v1, "to": v2, "files": files, "schema": schema,
-            "parameters": params, "limits": limits}
+            "parameters": params, "limits": limits, "conversion": conversion}
+
+
+def conversion_diff(art: artifact.Artifact) -> dict:
+    """For a Python 2.7 version: each converted file, as published -> as it runs."""
+    record = art.conversion
+    if not record:
+        return {}
+    out = {}
+    original_bundle = read_zip(art.members["original/bundle.zip"]) if "original/bundle.zip" in art.members else {}
+    running_bundle = _bundle_files(art)
+    for name in record["files"]:
+        if name == "score.py":
+            before, after = art.members.get("original/score.py", art.score_py), art.score_py
+        else:
+            inner = name.split("/", 1)[1]
+            before, after = original_bundle.get(inner, b""), running_bundle.get(inner, b"")
+        out[name] = _text_diff(before, after, f"{name} (Python 2.7, as published)", f"{name} (Python 3, as it runs)")
+    return out
 
 
 def _dict_changes(a: dict, b: dict) -> list[str]:

@@ -9,6 +9,7 @@ import orjson
 from packaging.requirements import InvalidRequirement, Requirement
 
 from . import bundle as bundle_mod
+from . import python2
 from .coercion import InputError, rows_to_table
 from .errors import PublishError, SchemaError, ScriptError
 from .schema import ServiceSchema, infer_schema, parse_schema, schema_to_document
@@ -23,6 +24,8 @@ class Experiment:
     sample: dict | None
     requirements: bytes | None
     warnings: list[str]
+    originals: dict = dataclasses.field(default_factory=dict)  # sources as published, when converted
+    conversion: dict | None = None  # what the Python 2.7 conversion did (conversion.json)
 
     def members(self) -> dict:
         """The artifact's content members, normalized."""
@@ -36,6 +39,9 @@ class Experiment:
             out["sample.json"] = orjson.dumps(self.sample, option=orjson.OPT_INDENT_2) + b"\n"
         if self.requirements is not None:
             out["requirements.txt"] = self.requirements
+        out.update(self.originals)
+        if self.conversion is not None:
+            out["conversion.json"] = orjson.dumps(self.conversion, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
         return out
 
 
@@ -82,13 +88,17 @@ def experiment_from_files(files: dict, settings, bundle_folder: Path | None = No
         warnings.append(f"no schema.json: one port input1 with columns inferred from sample.json: {cols}")
     else:
         raise SchemaError("schema.json: missing; give one (or a sample.json to infer it from): there is neither schema.json nor sample.json")
-    check_script(files["score.py"], len(schema.inputs))
     limits = (settings.max_bundle_bytes, settings.max_bundle_files)
     bundle = None
     if "bundle.zip" in files and files["bundle.zip"] is None:
         bundle = bundle_mod.zip_folder(bundle_folder, *limits)
     elif files.get("bundle.zip"):
         bundle = bundle_mod.normalize_zip(files["bundle.zip"], *limits)
+    sources = python2.prepare_sources(files["score.py"], bundle, schema.python_version)
+    warnings += sources.warnings
+    if sources.conversion is not None:
+        schema = dataclasses.replace(schema, python_version=python2.PY2)
+    check_script(sources.score_py, len(schema.inputs))
     if sample is not None:
         check_sample(sample, schema, settings.max_rows)
     requirements = files.get("requirements.txt") or None
@@ -98,7 +108,8 @@ def experiment_from_files(files: dict, settings, bundle_folder: Path | None = No
     for key, value in vars(schema.limits).items():
         if getattr(capped, key) < value:
             warnings.append(f"limits.{key} {value} is above this server's maximum; {getattr(capped, key)} applies")
-    return Experiment(files["score.py"], schema, bundle, sample, requirements, warnings)
+    return Experiment(sources.score_py, schema, sources.bundle, sample, requirements, warnings,
+                      sources.originals, sources.conversion)
 
 
 def check_sample(sample, schema: ServiceSchema, max_rows: int) -> None:

@@ -12,10 +12,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from .coercion import CellError, convert_cell
 from .errors import SchemaError
+from .python2 import VERSION_LABELS, normalize_version
 from .table import TYPES
 
 PORTS = ("input1", "input2")
 ISOLATION = ("warm", "per-call")
+COMPAT = ("classic", "none")
 DEFAULT_LIMITS = {"timeout_s": 60, "memory_mb": 1024, "max_concurrent_calls": 20}
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _NO_DEFAULT = object()
@@ -72,6 +74,8 @@ class ServiceSchema:
     parameters: dict  # name -> ParameterSpec
     limits: Limits
     isolation: str = "warm"
+    python_version: str | None = None  # "2.7" or "3"; None: not said (publishing decides)
+    compat: str = "classic"
 
     @property
     def ports(self) -> list[str]:
@@ -82,6 +86,12 @@ def _json_bool(value) -> None:
     # marshmallow's Boolean also takes "yes", "on" and 1; a schema file should say true or false
     if not isinstance(value, bool):
         raise ValidationError("Not a valid boolean (use true or false).")
+
+
+def _python_version(value) -> None:
+    # the classic labels, or "2.7" / "3" (also as JSON numbers: 2.7 and 3)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value) not in VERSION_LABELS:
+        raise ValidationError("Must be one of: " + ", ".join(f'"{v}"' for v in VERSION_LABELS) + ".")
 
 
 class _Strict(Schema):
@@ -177,6 +187,8 @@ class _ServiceSchema(_Strict):
                              values=fields.Raw(), load_default=dict)
     limits = fields.Nested(_LimitsSchema, load_default=lambda: Limits(**DEFAULT_LIMITS))
     isolation = fields.String(load_default="warm", validate=validate.OneOf(ISOLATION))
+    python_version = fields.Raw(load_default=None, validate=_python_version)
+    compat = fields.String(load_default="classic", validate=validate.OneOf(COMPAT))
 
     @post_load
     def _make(self, data, **kwargs):
@@ -189,7 +201,8 @@ class _ServiceSchema(_Strict):
         if errors:
             raise ValidationError({"parameters": errors})
         inputs = {p: data["inputs"][p] for p in PORTS if p in data["inputs"]}
-        return ServiceSchema(inputs, params, data["limits"], data["isolation"])
+        return ServiceSchema(inputs, params, data["limits"], data["isolation"],
+                             normalize_version(None if data["python_version"] is None else str(data["python_version"])), data["compat"])
 
 
 def _not_object():
@@ -238,7 +251,7 @@ def schema_to_document(schema: ServiceSchema) -> dict:
     def parameter(p: ParameterSpec):
         return {"type": p.type, **({"default": p.default} if p.has_default else {})}
 
-    return {
+    document = {
         "inputs": {
             name: {
                 "columns": [column(c) for c in port.columns],
@@ -252,6 +265,12 @@ def schema_to_document(schema: ServiceSchema) -> dict:
         "limits": dataclasses.asdict(schema.limits),
         "isolation": schema.isolation,
     }
+    # written only when not the default, so artifacts made before these keys keep their digest
+    if schema.python_version == "2.7":
+        document["python_version"] = "2.7"
+    if schema.compat != "classic":
+        document["compat"] = schema.compat
+    return document
 
 
 def infer_schema(sample: dict) -> ServiceSchema:
