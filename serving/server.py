@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 from publisher.registry import Registry
 
 from .runtime.dispatcher import probe_sandbox
+from .runtime.pool import remove_pool_dir
 from .state import SANDBOX_OFF_WARNING
 
 
@@ -68,7 +69,7 @@ def sweep_run_dir(run_dir) -> None:
         except (ValueError, IndexError):
             continue
         except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_pool_dir(folder)
         except PermissionError:
             pass  # alive, someone else's
 

@@ -24,16 +24,11 @@ def smoke_call(settings):
         runtime = Runtime(settings, lambda digest: archive)
         try:
             runtime.call(art.digest, schema, request.inputs, request.parameters)
-        except RuntimeFailure as exc:
-            where = _last_frame(getattr(exc, "traceback", ""))
-            raise PublishError(f"smoke call with sample.json failed: {exc}{where} "
+        except RuntimeFailure as exc:  # a script's failure names its own file and line already
+            raise PublishError(f"smoke call with sample.json failed: {exc} "
                                "(publish with --no-smoke to skip it)") from None
         finally:
             runtime.close()
 
     return smoke
 
-
-def _last_frame(traceback: str) -> str:
-    frames = [line.strip() for line in traceback.splitlines() if line.strip().startswith("File ")]
-    return f" ({frames[-1]})" if frames else ""

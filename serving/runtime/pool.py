@@ -100,7 +100,7 @@ class TemplateProcess:
                 env=worker_env(self.pool_dir / "template"), cwd=self.pool_dir)
         except BaseException:
             self.sock.close()
-            shutil.rmtree(self.pool_dir, ignore_errors=True)
+            remove_pool_dir(self.pool_dir)
             raise
         finally:
             child.close()
@@ -188,7 +188,18 @@ class TemplateProcess:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.error("template %s did not die after SIGKILL", self.proc.pid)
-        shutil.rmtree(self.pool_dir, ignore_errors=True)
+        remove_pool_dir(self.pool_dir)
+
+
+def remove_pool_dir(path: Path) -> None:
+    """Remove a pool's folder, whose Script Bundle the template made read-only."""
+    for root, dirs, _ in os.walk(path):
+        for name in dirs:
+            try:
+                os.chmod(os.path.join(root, name), 0o700)
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
 
 
 class WorkerProcess:

@@ -14,6 +14,7 @@ exit -> exited (waits for the worker to be reaped), and ready/load_failed once.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import signal
@@ -70,29 +71,42 @@ class Template:
                 raise
 
     def prepare(self) -> None:
-        """Everything trusted, before the sandbox: imports, artifact, bundle."""
-        import matplotlib
+        """Everything trusted, before the sandbox: imports, artifact, bundle, classic behaviour."""
+        from serving.runtime import classic_plots
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401 - builds the font cache now, while it may write
+        classic_plots.force_agg()  # also builds the font cache now, while it may write
         import numpy  # noqa: F401
         import pandas  # noqa: F401
 
         from publisher import artifact, bundle
-        from serving.runtime import output, worker  # noqa: F401 - everything a worker needs, loaded now
+        from serving.runtime import classic_paths, output, tracebacks, worker  # noqa: F401 - loaded before any fork
 
         art = artifact.load(self.artifact_bytes, self.init["digest"])  # refuses a mismatch
         del self.artifact_bytes
         self.score_py = art.score_py
-        self.rehearsal = _empty_inputs(art.schema_document)
+        document = art.schema_document
+        self.rehearsal = _empty_inputs(document)
+        if art.conversion is not None:
+            import builtins
+
+            from publisher.python2 import DIV_NAME, py2_div
+
+            setattr(builtins, DIV_NAME, py2_div)  # what converted Python 2 code calls for "/"
+        if document.get("compat", "classic") == "classic":
+            from serving.runtime import classic_compat
+
+            classic_compat.install()
+        classic_paths.install()
         bundle_dir = self.template_dir / "Script Bundle"
         if art.bundle is not None:
             bundle.unpack(art.bundle, bundle_dir)
         else:
             bundle_dir.mkdir(parents=True, exist_ok=True)
+        _read_only(bundle_dir)
         os.environ["SCRIPT_BUNDLE"] = str(bundle_dir)
         sys.path.insert(0, str(bundle_dir))
         self.bundle_dir = bundle_dir
+        self.files = tracebacks.from_artifact(art, [self.template_dir])
 
     def confine(self) -> None:
         """The template's own layers (its workers inherit them and add their own)."""
@@ -210,8 +224,9 @@ class Template:
             sandbox.seccomp_worker(pid)
         os.chdir(workdir)
         self.rehearse()
+        files = dataclasses.replace(self.files, roots=[self.template_dir, workdir])
         Worker(sock, workdir, self.module, self.fn, int(self.init["log_cap"]), int(self.init["max_output_bytes"]),
-               [self.template_dir, workdir]).serve()
+               files, self.bundle_dir).serve()
         return 0
 
 
@@ -228,6 +243,14 @@ class Template:
                 messages.encode_table(translate(frame)[0], [])
         except Exception:  # noqa: BLE001 - only a warm-up
             pass
+
+
+def _read_only(folder: Path) -> None:
+    """The Script Bundle is read-only for the script, whichever sandbox layers are active."""
+    for root, dirs, names in os.walk(folder):
+        for name in names:
+            os.chmod(os.path.join(root, name), 0o444)
+        os.chmod(root, 0o555)
 
 
 def _empty_inputs(schema_document: dict) -> list:
@@ -276,7 +299,8 @@ def _zygote(sock: socket.socket, init: dict) -> None:
 
 
 def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
-    from serving.runtime.worker import LOG_NAME, _capture, _read_log, clean_traceback, scrub_paths
+    from serving.runtime.tracebacks import clean_traceback, one_line
+    from serving.runtime.worker import LOG_NAME, _capture, _read_log
 
     t0 = time.perf_counter()
     template = Template(sock, init, init.pop("_artifact"))
@@ -292,15 +316,14 @@ def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
                              "message": f"the sandbox could not be set up: {exc}"})
         return 4
     log_path = template.workers_dir / LOG_NAME
-    roots = [template.template_dir]
     try:
         with _capture(log_path):
             template.load()
     except BaseException as exc:  # noqa: BLE001 - report any load failure to the web process
         log, _ = _read_log(log_path, int(init["log_cap"]))
         messages.send(sock, {"op": "load_failed", "kind": "script", "layers": template.layers,
-                             "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000], roots),
-                             "traceback": clean_traceback(exc, roots), "log": log})
+                             "message": one_line(exc, template.files),
+                             "traceback": clean_traceback(exc, template.files), "log": log})
         return 3
     log, _ = _read_log(log_path, int(init["log_cap"]))
     messages.send(sock, {"op": "ready", "load_ms": round((time.perf_counter() - t0) * 1000, 1),

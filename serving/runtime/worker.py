@@ -12,11 +12,12 @@ import resource
 import shutil
 import socket
 import sys
-import sysconfig
 import time
-import traceback
 import types
 from pathlib import Path
+
+from serving.runtime.classic_plots import close_figures
+from serving.runtime.tracebacks import ScriptFiles, one_line, clean_traceback
 
 LOG_NAME = "output.log"
 MAX_PLOT_BYTES = 32 * 1024 * 1024
@@ -40,13 +41,14 @@ def load_script(score_py: bytes, n_ports: int):
 
 class Worker:
     def __init__(self, sock: socket.socket, workdir: Path, module, fn, log_cap: int, max_output: int,
-                 hidden_roots: list[Path]):
+                 files: ScriptFiles, bundle_dir: Path):
         self.sock = sock
         self.workdir = workdir
         self.module, self.fn = module, fn
         self.log_cap = log_cap
         self.max_output = max_output
-        self.hidden_roots = hidden_roots  # folders shown relative in tracebacks
+        self.files = files  # the script's own files, for tracebacks
+        self.bundle_dir = bundle_dir
         self.calls = 0
 
     # -- calls ------------------------------------------------------------------------
@@ -61,6 +63,8 @@ class Worker:
         self.module.azureml_parameters = dict(header.get("parameters") or {})
         calldir = self.workdir / "calls" / str(self.calls)
         calldir.mkdir(parents=True)
+        # as in classic: the working directory holds the (read-only) Script Bundle
+        os.symlink(self.bundle_dir, calldir / "Script Bundle", target_is_directory=True)
         os.chdir(calldir)
         reply: dict = {"op": "result", "id": header["id"]}
         out_blobs: list = []
@@ -76,10 +80,10 @@ class Worker:
                 except MemoryError:
                     reply["error"] = {"kind": "memory", "message": "the script ran out of memory"}
                 except BaseException as exc:  # noqa: BLE001 - anything the script raises is its result
-                    reply["error"] = {"kind": "script",
-                                      "message": scrub_paths(f"{type(exc).__name__}: {exc}"[:2000],
-                                                             self.hidden_roots),
-                                      "traceback": clean_traceback(exc, self.hidden_roots)}
+                    reply["error"] = {"kind": "script", "message": one_line(exc, self.files),
+                                      "traceback": clean_traceback(exc, self.files)}
+                finally:
+                    close_figures()  # the next call's plots show that call's drawing only
             reply["log"], reply["log_truncated"] = _read_log(self.workdir / LOG_NAME, self.log_cap)
             if "error" not in reply:
                 try:
@@ -201,30 +205,3 @@ def _collect_plots(calldir: Path, blobs: list) -> list:
         plots.append({"name": path.name, "blob": len(blobs)})
         blobs.append(data)
     return plots
-
-
-def clean_traceback(exc: BaseException, roots: list[Path]) -> str:
-    """The script's traceback, from its own frames down, with no host paths in it."""
-    tb = exc.__traceback__
-    prefixes = tuple(str(r) for r in roots)
-    while tb is not None and tb.tb_frame.f_code.co_filename != "score.py" and \
-            not tb.tb_frame.f_code.co_filename.startswith(prefixes):
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
-    return scrub_paths(text, roots)
-
-
-def scrub_paths(text: str, roots: list[Path]) -> str:
-    replacements = [(str(Path(__file__).resolve().parents[2]), "<scorepub>")]
-    for root in roots:
-        replacements += [(str(root) + os.sep, ""), (str(root), ".")]
-    paths = sysconfig.get_paths()
-    for key, label in (("purelib", "<site-packages>"), ("platlib", "<site-packages>"),
-                       ("stdlib", "<stdlib>"), ("platstdlib", "<stdlib>")):
-        if paths.get(key):
-            replacements.append((paths[key], label))
-    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
-        replacements.append((prefix, "<python>"))
-    for old, new in sorted(replacements, key=lambda r: -len(r[0])):
-        text = text.replace(old, new)
-    return text
