@@ -20,10 +20,20 @@ ERROR_0085 = ("Error 0085: The following error occurred during script evaluation
               "{traceback}---------- End of error message from Python interpreter ----------")
 
 
+# Every error has a details item with the classic detail code (classic clients read
+# error.details[0]); these are the codes of errors raised without details of their own.
+DEFAULT_DETAIL = {"Unauthorized": "ScoreRequestUnauthorized", "NotFound": "NotFound", "Gone": "VersionRetired",
+                  "RequestTooLarge": "RequestBodyTooLarge", "MemoryQuotaViolation": "OutOfMemoryLimit",
+                  "UnsupportedMediaType": "UnsupportedContentType", "InternalError": "InternalError",
+                  "MethodNotAllowed": "MethodNotAllowed", "RequestThrottled": "RequestThrottled",
+                  "BadArgument": "RequestBodyInvalid", "ServiceUnavailable": "ServiceUnavailable"}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: list | None = None):
         super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details or []
+        self.status, self.code, self.message = status, code, message
+        self.details = details or [detail(DEFAULT_DETAIL.get(code, code), message)]
 
     def response(self) -> Response:
         body = {"error": {"code": self.code, "message": self.message}}
@@ -43,8 +53,15 @@ def bad_argument(code: str, message: str, target: str | None = None) -> ApiError
     return ApiError(400, "BadArgument", message, [detail(code, message, target)])
 
 
+# a cell or column that does not match the schema is the caller's data (BadUserArgument);
+# anything else about the request's shape is BadArgument, as in the classic service
+USER_ARGUMENT_CODES = frozenset({"InputParseError", "InputMismatchError", "MissingColumn", "UnexpectedColumn",
+                                 "NullValue"})
+
+
 def from_input_error(exc: InputError) -> ApiError:
-    return bad_argument(exc.code, exc.message, exc.target)
+    code = "BadUserArgument" if exc.code in USER_ARGUMENT_CODES else "BadArgument"
+    return ApiError(400, code, exc.message, [detail(exc.code, exc.message, exc.target)])
 
 
 def module_error(traceback: str, message: str) -> ApiError:
@@ -62,20 +79,21 @@ def from_runtime(exc: Exception) -> ApiError:
     if isinstance(exc, CallTimedOut):
         return ApiError(504, "GatewayTimeout", str(exc), [detail("BackendScoreTimeout", str(exc))])
     if isinstance(exc, MemoryExceeded):
-        return ApiError(413, "MemoryQuotaViolation", str(exc))
+        return ApiError(413, "MemoryQuotaViolation", str(exc), [detail("OutOfMemoryLimit", str(exc))])
     if isinstance(exc, NoWorkerAvailable):
         return ApiError(503, "ServiceUnavailable", str(exc), [detail("WorkersBusy", str(exc))])
     if isinstance(exc, WorkerCrashed):
-        return internal(str(exc))
+        return internal(str(exc), "WorkerCrashed")
     if isinstance(exc, ArtifactError):
         log.error("artifact problem: %s", exc)
         return internal("the service's artifact could not be loaded")
     raise exc
 
 
-def internal(what: str) -> ApiError:
+def internal(what: str, reason: str = "InternalError") -> ApiError:
     rid = getattr(g, "request_id", "-")
-    return ApiError(500, "InternalError", f"{what} (request id {rid})")
+    message = f"{what} (request id {rid})"
+    return ApiError(500, "InternalError", message, [detail(reason, message)])
 
 
 _HTTP_CODES = {400: "BadArgument", 401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed",

@@ -26,7 +26,8 @@ def find_service(name_or_id: str) -> ServiceRecord:
     try:
         return catalog.service(name_or_id)
     except NotFound:
-        raise ApiError(404, "NotFound", f"There is no service named '{name_or_id[:80]}'.") from None
+        message = f"There is no service named '{name_or_id[:80]}'."
+        raise ApiError(404, "NotFound", message, [detail("ServiceNotFound", message)]) from None
 
 
 def resolve(name_or_id: str, request, number: int | None = None) -> tuple[ServiceRecord, VersionRecord]:
@@ -46,7 +47,8 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
             raise NotFound(number)
         version = st.catalog.version(service, number)
     except NotFound:
-        raise ApiError(404, "NotFound", f"Service '{service.name}' has no version {number}.") from None
+        message = f"Service '{service.name}' has no version {number}."
+        raise ApiError(404, "NotFound", message, [detail("VersionNotFound", message)]) from None
     g.metric_labels = (service.name, str(version.version))
     g.version_number = version.version
     if version.retired:

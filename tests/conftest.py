@@ -77,6 +77,19 @@ def registry(database_url):
     reg.dispose()
 
 
+def error_of(response, status: int, code: str, detail_code: str | None = None) -> dict:
+    """The error envelope of ``response``, checked: status, JSON, code, and a details item with a
+    classic detail code (every error has one: classic clients read ``error.details[0]``)."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    err = response.json()["error"]
+    assert err["code"] == code and err["message"]
+    assert err["details"] and err["details"][0]["code"], err
+    if detail_code:
+        assert err["details"][0]["code"] == detail_code, err
+    return err
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,7 +10,8 @@ import orjson
 import pytest
 import requests
 
-from conftest import EXAMPLES, scorepub
+from conftest import EXAMPLES, error_of, scorepub
+from serving.errors import USER_ARGUMENT_CODES
 
 EXPR = "expression-evaluator"
 
@@ -51,16 +52,6 @@ def azureml_main(df):
         return None
     return df,
 """
-
-
-def error_of(response, status, code, detail_code=None):
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    err = response.json()["error"]
-    assert err["code"] == code and err["message"]
-    if detail_code:
-        assert err["details"][0]["code"] == detail_code, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +128,8 @@ def test_csv_cells_are_converted_and_empty_is_null(api):
     out = r.json()["output1"]
     assert out[0]["i"] is None and out[1]["i"] == 7 and out[0]["b"] is True and out[1]["b"] is False
     assert out[1]["t"] == "2024-05-06T07:08:09"
-    err = error_of(api.score("types", "s,i,b\n,1,true\n", headers={"Content-Type": "text/csv"}), 400, "BadArgument",
-                   "NullValue")
+    err = error_of(api.score("types", "s,i,b\n,1,true\n", headers={"Content-Type": "text/csv"}), 400,
+                   "BadUserArgument", "NullValue")
     assert err["details"][0]["target"] == "input1[0].s"
 
 
@@ -155,11 +146,11 @@ def test_version_endpoint_404_and_410(api, tmp_path):
     api.publish(folder, "multi", "--no-smoke")
     assert api.score("multi", [{"x": 0}], path="versions/2/score").json()["output1"] == [{"x": 0, "v": 2}]
     assert api.score("multi", [{"x": 0}]).json()["output1"] == [{"x": 0, "v": 1}]
-    error_of(api.score("multi", [{"x": 0}], path="versions/3/score"), 404, "NotFound")
+    error_of(api.score("multi", [{"x": 0}], path="versions/3/score"), 404, "NotFound", "VersionNotFound")
     error_of(api.score("multi", [{"x": 0}], path="versions/-1/score"), 404, "NotFound")
     error_of(api.score("multi", [{"x": 0}], path=f"versions/{2**70}/score"), 404, "NotFound")
     scorepub("retire", "multi", "2", env=api.env)
-    error_of(api.score("multi", [{"x": 0}], path="versions/2/score"), 410, "Gone")
+    error_of(api.score("multi", [{"x": 0}], path="versions/2/score"), 410, "Gone", "VersionRetired")
 
 
 # -- metadata, swagger, readiness --------------------------------------------------------
@@ -309,12 +300,17 @@ def test_global_parameters(api):
     err = error_of(classic(api, "types", body), 400, "BadArgument", "UnexpectedParameter")
     assert err["details"][0]["target"] == "GlobalParameters.thresold"
     body["GlobalParameters"] = {"threshold": "high"}
-    error_of(classic(api, "types", body), 400, "BadArgument", "InputParseError")
+    error_of(classic(api, "types", body), 400, "BadUserArgument", "InputParseError")
     native = api.score("types", {"input1": [ROW], "GlobalParameters": {"label": "native"}}).json()
     assert native["output1"][0]["label"] == "native"
 
 
 # -- validation: every details code, native and classic ---------------------------------
+
+def top_code(detail_code: str) -> str:
+    """A cell or column that does not match the schema is BadUserArgument; the rest BadArgument."""
+    return "BadUserArgument" if detail_code in USER_ARGUMENT_CODES else "BadArgument"
+
 
 @pytest.mark.parametrize("rows,code,target", [
     ([{"i": 1, "b": True}], "MissingColumn", "input1[0].s"),
@@ -327,7 +323,7 @@ def test_global_parameters(api):
     ([], "RowCount", "input1"),
 ])
 def test_validation_details_codes_rows(api, rows, code, target):
-    err = error_of(api.score("types", {"input1": rows}), 400, "BadArgument", code)
+    err = error_of(api.score("types", {"input1": rows}), 400, top_code(code), code)
     assert err["details"][0]["target"] == target
 
 
@@ -339,15 +335,15 @@ def test_validation_details_codes_rows(api, rows, code, target):
     (["s", "b"], [["a", True], ["b"]], "InputParseError", "input1[1]"),
 ])
 def test_validation_details_codes_columns_and_classic(api, columns, data, code, target):
-    err = error_of(api.score("types", {"input1": {"columns": columns, "data": data}}), 400, "BadArgument", code)
+    err = error_of(api.score("types", {"input1": {"columns": columns, "data": data}}), 400, top_code(code), code)
     assert err["details"][0]["target"] == target
     table = {"Inputs": {"input1": {"ColumnNames": columns, "Values": data}}, "GlobalParameters": {}}
-    err = error_of(classic(api, "types", table), 400, "BadArgument", code)
+    err = error_of(classic(api, "types", table), 400, top_code(code), code)
     assert err["details"][0]["target"] == target
 
 
 def test_error_message_names_row_column_and_problem(api):
-    err = error_of(api.score("types", {"input1": [ROW, ROW, {**ROW, "i": "abc"}]}), 400, "BadArgument")
+    err = error_of(api.score("types", {"input1": [ROW, ROW, {**ROW, "i": "abc"}]}), 400, "BadUserArgument")
     assert err["message"] == "Column 'i' of row 2: 'abc' is not an integer."
 
 
@@ -476,18 +472,18 @@ def test_metrics_in_prometheus_text_format(api):
 @pytest.mark.parametrize("body,status,check", [
     ("s,i,b,t\nx,1,true,\r\ny,,false,\r\n", 200, lambda out: out[1]["i"] is None and out[0]["b"] is True),
     ('s,i,b,t\n"multi\nline",2,true,\n', 200, lambda out: out[0]["s"] == "multi\nline"),
-    ("s,i,b\nx,1,true,extra\n", 400, None),
-    ("s,i,b,t\nx,1\n", 400, None),  # the short row's missing b is null, and b is not nullable
-    ("s,s,b\nx,y,true\n", 400, None),
-    ("", 400, None),
+    ("s,i,b\nx,1,true,extra\n", 400, "BadArgument"),
+    ("s,i,b,t\nx,1\n", 400, "BadUserArgument"),  # the short row's missing b is null, and b is not nullable
+    ("s,s,b\nx,y,true\n", 400, "BadUserArgument"),
+    ("", 400, "BadArgument"),
 ])
 def test_csv_edge_cases(api, body, status, check):
     r = api.score("types", body, headers={"Content-Type": "text/csv", "Accept": "application/json"})
     assert r.status_code == status, r.text
-    if check:
+    if callable(check):
         assert check(r.json()["output1"])
     else:
-        assert r.json()["error"]["code"] == "BadArgument"
+        assert r.json()["error"]["code"] == check
 
 
 def test_csv_of_many_rows_converts_every_type(api):
