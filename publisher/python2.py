@@ -415,7 +415,14 @@ def prepare_sources(score_py: bytes, bundle: bytes | None, declared: str | None)
             error = py3_error(data, name)
             if error is not None and parses_as_py2(data):
                 version = PY2
-                reason = f"{name}:{getattr(error, 'lineno', None) or '?'}: {getattr(error, 'msg', error)}"
+                reason = f"{name}:{getattr(error, 'lineno', None) or '?'} does not compile as Python 3 " \
+                         f"({getattr(error, 'msg', error)}) but parses as Python 2.7"
+                break
+    if version is None:
+        for name, data in files.items():
+            module, line = _python2_import(data, name)
+            if module:
+                version, reason = PY2, f"{name}:{line} imports {module}, which only Python 2 has"
                 break
     if version != PY2:
         notes = [] if version == PY3 else [w for name, data in files.items() for w in ambiguities(data, name)]
@@ -440,8 +447,7 @@ def prepare_sources(score_py: bytes, bundle: bytes | None, declared: str | None)
     if declared:
         warnings.insert(0, f"Python 2.7 (schema.json's python_version): converted to Python 3: {changed}")
     else:
-        warnings.insert(0, f"taken as Python 2.7: {reason.replace(': ', ' does not compile as Python 3 (', 1)}) "
-                           f"but parses as Python 2.7; converted to Python 3: {changed} "
+        warnings.insert(0, f"taken as Python 2.7: {reason}; converted to Python 3: {changed} "
                            "(set \"python_version\" in schema.json to say so)")
     originals = {}
     if "score.py" in converted:
@@ -459,6 +465,30 @@ def prepare_sources(score_py: bytes, bundle: bytes | None, declared: str | None)
     conversion = {"python_version": PY2, "declared": declared is not None, "converter": f"fissix {fissix_version}",
                   "files": record}
     return ExperimentSources(converted.get("score.py", score_py), new_bundle, originals, conversion, warnings)
+
+
+# standard modules that Python 3 renamed or removed (2to3's fix_imports and fix_urllib)
+PY2_ONLY_MODULES = frozenset({
+    "urllib2", "urlparse", "cPickle", "cStringIO", "StringIO", "ConfigParser", "Queue", "HTMLParser", "httplib",
+    "__builtin__", "Tkinter", "tkMessageBox", "commands", "cookielib", "Cookie", "xmlrpclib", "SocketServer",
+    "BaseHTTPServer", "SimpleHTTPServer", "copy_reg", "repr", "anydbm", "dbhash", "thread", "dummy_thread",
+    "htmlentitydefs", "robotparser", "UserDict", "UserList", "UserString", "markupbase", "exceptions", "sets",
+})
+
+
+def _python2_import(source: bytes, filename: str) -> tuple[str | None, int]:
+    """The first standard module only Python 2 has that ``source`` imports, and its line."""
+    try:
+        tree = ast.parse(source, filename)
+    except (SyntaxError, ValueError):
+        return None, 0
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+        for name in names:
+            if name.split(".")[0] in PY2_ONLY_MODULES:
+                return name.split(".")[0], node.lineno
+    return None, 0
 
 
 def _ambiguity_line(notes: list[str]) -> str:

@@ -9,6 +9,7 @@ import orjson
 
 from publisher import artifact
 from publisher.artifact_store import FolderArtifactStore
+from publisher.packages import installed_versions
 from publisher.registry import Registry
 from publisher.schema import ServiceSchema, parse_schema
 
@@ -98,7 +99,8 @@ class AppState:
     def readiness(self) -> dict:
         """Registry reachable, sandbox layers, workers of each live version warm (for /readyz)."""
         sandbox = self.runtime.sandbox_report()
-        report = {"ready": True, "registry": {"ok": True}, "services": {}, "sandbox": sandbox}
+        report = {"ready": True, "registry": {"ok": True}, "services": {}, "sandbox": sandbox,
+                  "packages": installed_versions()}
         if sandbox["mode"] == "off":
             sandbox["warning"] = SANDBOX_OFF_WARNING
         elif sandbox["missing"]:

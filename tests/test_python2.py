@@ -148,6 +148,12 @@ def test_a_python_2_bundle_module_makes_the_experiment_2_7():
                                                 "Script Bundle/pkg/sibling.py"}
 
 
+def test_an_import_only_python_2_has_makes_a_file_2_7():
+    sources = python2.prepare_sources(b"import urllib2\ndef azureml_main():\n    return urllib2.quote('a b')\n", None, None)
+    assert sources.warnings[0].startswith("taken as Python 2.7: score.py:1 imports urllib2, which only Python 2 has;")
+    assert b"urllib.parse.quote(" in sources.score_py
+
+
 def test_declared_python_3_converts_nothing():
     sources = python2.prepare_sources(PY2_SCRIPT, None, "3")
     assert sources.conversion is None and sources.score_py == PY2_SCRIPT

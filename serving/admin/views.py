@@ -13,6 +13,7 @@ from flask import Response, abort, flash, g, make_response, redirect, render_tem
 from publisher.diff import diff_versions
 from publisher.errors import BundleError, Conflict, NotFound, PublishError, SchemaError, ScriptError
 from publisher.experiment import experiment_from_files
+from publisher.packages import installed_versions
 from publisher.publish import publish_experiment
 from publisher.registry import now
 
@@ -52,7 +53,7 @@ def services():
         rows.append({"service": svc, "calls": s["calls"], "errors": s["errors"],
                      "p50": _percentile(s["durations"], 0.5), "p99": _percentile(s["durations"], 0.99),
                      "versions": len(st.registry.versions(svc.name))})
-    return render_template("services.html", rows=rows)
+    return render_template("services.html", rows=rows, packages=installed_versions())
 
 
 @bp.get("/services/<name>")
