@@ -100,6 +100,25 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
             lines.append("(keys are shown once; store them now)")
         emit(as_json, data, "\n".join(lines))
 
+    @cli.command("migrate")
+    @click.argument("folder", type=click.Path(path_type=Path))
+    @click.option("--out", type=click.Path(path_type=Path), help="Where to write the copy (default FOLDER-modern).")
+    @json_option
+    @one_line_errors
+    def migrate_cmd(folder, out, as_json):
+        """Write a modernized copy of a classic experiment (Python 3, today's pandas and numpy)
+        and print its diff; the folder itself is left as it is."""
+        from .migrate import migrate
+
+        result = migrate(folder, out)
+        data = {"out": str(result.out), "python_version": result.python_version, "diffs": result.diffs,
+                "remaining": result.remaining}
+        lines = [text.rstrip("\n") for text in result.diffs.values()]
+        lines += [f"left for you: {use}" for use in result.remaining]
+        lines.append(f"wrote {result.out} ({len(result.diffs)} file(s) changed"
+                     + (", converted from Python 2.7" if result.python_version == "2.7" else "") + ")")
+        emit(as_json, data, "\n".join(lines))
+
     @cli.command("services")
     @json_option
     @pass_ctx

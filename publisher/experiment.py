@@ -96,6 +96,7 @@ def experiment_from_files(files: dict, settings, bundle_folder: Path | None = No
         bundle = bundle_mod.normalize_zip(files["bundle.zip"], *limits)
     sources = python2.prepare_sources(files["score.py"], bundle, schema.python_version)
     warnings += sources.warnings
+    warnings += classic_uses(sources, schema.compat)
     if sources.conversion is not None:
         schema = dataclasses.replace(schema, python_version=python2.PY2)
     check_script(sources.score_py, len(schema.inputs))
@@ -110,6 +111,26 @@ def experiment_from_files(files: dict, settings, bundle_folder: Path | None = No
             warnings.append(f"limits.{key} {value} is above this server's maximum; {getattr(capped, key)} applies")
     return Experiment(sources.score_py, schema, sources.bundle, sample, requirements, warnings,
                       sources.originals, sources.conversion)
+
+
+def classic_uses(sources: python2.ExperimentSources, compat: str) -> list[str]:
+    """One line per use of a pandas 0.18 / numpy 1.11 API that today's releases removed, at the
+    line of the file as published (``score.py:12: DataFrame.ix → .loc/.iloc``)."""
+    from .classic_apis import scan
+
+    files = {"score.py": sources.score_py}
+    if sources.bundle is not None:
+        files.update({f"Script Bundle/{n}": d for n, d in bundle_mod.read_zip(sources.bundle).items()
+                      if n.endswith(".py")})
+    converted = (sources.conversion or {}).get("files", {})
+    tail = "" if compat == "classic" else " (compat is \"none\": this call will fail)"
+    out = []
+    for name, data in files.items():
+        line_map = converted.get(name, {}).get("line_map")
+        for use in scan(python2.decode(data)[0], name):
+            use = dataclasses.replace(use, line=python2.original_line(line_map, use.line))
+            out.append(f"{use}{tail}")
+    return out
 
 
 def check_sample(sample, schema: ServiceSchema, max_rows: int) -> None:

@@ -195,6 +195,14 @@ def test_readyz_reports_registry_workers_and_sandbox(api):
     report = r.json()
     assert r.status_code == 200 and report["ready"] is True and report["registry"]["ok"] is True
     assert report["services"][EXPR]["ready"] and "sandbox" in report
+    import importlib.metadata
+
+    from publisher.packages import CLASSIC_PACKAGES
+
+    # the classic package set, with the versions the workers import
+    assert set(report["packages"]) == {"python", *CLASSIC_PACKAGES}
+    assert report["packages"]["pandas"] == importlib.metadata.version("pandas")
+    assert all(report["packages"][name] for name in CLASSIC_PACKAGES), report["packages"]
 
 
 # -- classic endpoint --------------------------------------------------------------------

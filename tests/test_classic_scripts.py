@@ -292,3 +292,60 @@ def test_the_publish_smoke_call_names_the_score_py_line(tmp_path, settings):
     finally:
         registry.dispose()
     assert "smoke call with sample.json failed: score.py:4: KeyError: 'no such column'" in str(info.value)
+
+
+# -- what publishing reports, and scorepub migrate ------------------------------------------------
+
+CLASSIC_API_SCRIPT = b"""import pandas as pd
+def azureml_main(dataframe1 = None, dataframe2 = None):
+    x = reduce(lambda a, b: a + b, [1, 2])
+    print 'total', x
+    frame = dataframe1.sort(columns='a', ascending=False)
+    first = frame.ix[0, 'a']
+    values = frame.as_matrix()
+    frame['first'] = first
+    frame['half'] = len(values) / 2
+    frame['pos'] = frame.ix[:, 0]
+    return frame,
+"""
+
+
+def test_publishing_reports_each_classic_api_once_at_the_published_line(tmp_path, publish):
+    service = publish(experiment(tmp_path, CLASSIC_API_SCRIPT))
+    uses = [w for w in service.warnings if "→" in w]
+    # line numbers of the file as published, although conversion added "from functools import reduce"
+    assert uses[:3] == ["score.py:5: DataFrame.sort → .sort_values(by=...)", "score.py:6: DataFrame.ix → .loc/.iloc",
+                        "score.py:7: DataFrame.as_matrix → .values"]
+    assert [u.split(":")[1] for u in uses].count("6") == 1 and any(u.startswith("score.py:10:") for u in uses)
+
+
+def test_with_compat_none_publishing_says_the_calls_will_fail(tmp_path, settings):
+    folder = experiment(tmp_path, CLASSIC_API_SCRIPT, {**ONE_INT, "compat": "none"})
+    warnings = read_experiment(folder, settings).warnings
+    assert 'score.py:6: DataFrame.ix → .loc/.iloc (compat is "none": this call will fail)' in warnings
+
+
+def test_migrate_writes_a_modern_copy_that_gives_the_same_answer(tmp_path, publish):
+    from conftest import cli_env, scorepub
+
+    folder = experiment(tmp_path, CLASSIC_API_SCRIPT)
+    rows = [{"a": 3}, {"a": 9}, {"a": 5}]
+    classic = publish(folder).call(rows).output.to_frame()
+    out = tmp_path / "modern"
+    proc = scorepub("migrate", str(folder), "--out", str(out), env=cli_env(tmp_path / "home"))
+    assert "-    frame = dataframe1.sort(columns='a', ascending=False)" in proc.stdout
+    assert "+    frame = dataframe1.sort_values(by='a', ascending=False)" in proc.stdout
+    assert proc.stdout.rstrip().endswith("converted from Python 2.7)")
+    assert (folder / "score.py").read_bytes() == CLASSIC_API_SCRIPT  # the original is left alone
+    modern_source = (out / "score.py").read_text()
+    assert "print('total', x)" in modern_source and "(len(values) // 2)" in modern_source
+    assert ".ix[" not in modern_source and "as_matrix" not in modern_source
+    schema = json.loads((out / "schema.json").read_text())
+    assert schema["python_version"] == "3"
+    schema["compat"] = "none"  # the modern copy needs no compatibility layer
+    (out / "schema.json").write_text(json.dumps(schema))
+    modern = publish(out)
+    assert not any("→" in w for w in modern.warnings)
+    assert modern.call(rows).output.to_frame().equals(classic)
+    again = scorepub("migrate", str(folder), "--out", str(out), env=cli_env(tmp_path / "home"), check=False)
+    assert again.returncode == 1 and "exists already" in again.stderr

@@ -497,7 +497,7 @@ def test_output_columns_get_classic_labels_from_their_dtypes(translate):
 
 # -- working directory, plots and logs ------------------------------------------------------------
 
-def test_each_call_gets_a_fresh_empty_working_directory_deleted_after(service):
+def test_each_call_gets_a_fresh_working_directory_holding_only_the_bundle_deleted_after(service):
     svc = service("""
         import json
         import os
@@ -512,8 +512,9 @@ def test_each_call_gets_a_fresh_empty_working_directory_deleted_after(service):
         """, NO_PORTS)
     for _ in range(2):
         got = info(svc.call())
-        assert got["before"] == []  # nothing of the earlier call, nor of the worker's own files
-        assert got["after"] == ["scratch.txt"]
+        # only the Script Bundle: nothing of the earlier call, nor of the worker's own files
+        assert got["before"] == ["Script Bundle"]
+        assert got["after"] == ["Script Bundle", "scratch.txt"]
         assert not Path(got["cwd"]).exists()
 
 

@@ -267,3 +267,28 @@ def test_api_help_page_samples_work_as_pasted(page, admin_server):
     out = subprocess.run(["bash", "-c", classic], capture_output=True, text=True, timeout=60)
     assert orjson.loads(out.stdout)["Results"]["output1"]["value"]["Values"][0][1] == "Hello, Ada!"
     assert "fetch(" in page.locator("#sample-js").inner_text()
+
+
+def test_services_page_shows_the_classic_package_versions(page):
+    import importlib.metadata
+
+    login(page)
+    table = page.locator("table.packages")
+    assert table.locator("tr", has_text="scikit-learn").inner_text().split()[-1] == importlib.metadata.version("scikit-learn")
+    assert "statsmodels" in table.inner_text() and "not installed" not in table.inner_text()
+
+
+def test_diff_shows_a_python_2_conversion(page, admin_server, tmp_path):
+    folder = tmp_path / "py2"
+    folder.mkdir()
+    folder.joinpath("score.py").write_bytes(b"def azureml_main(dataframe1 = None):\n    print 'rows', len(dataframe1)\n"
+                                            b"    return dataframe1,\n")
+    folder.joinpath("schema.json").write_text('{"inputs": {"input1": {"columns": [{"name": "a", "type": "integer"}]}}}')
+    admin_server.publish(folder, "py2-service", "--no-smoke")
+    login(page)
+    page.goto("/admin/services/py2-service/diff?a=1&b=1")
+    card = page.locator(".conversion")
+    assert "v1: converted from Python 2.7" in card.inner_text()
+    assert "-    print 'rows', len(dataframe1)" in card.inner_text()
+    assert "+    print('rows', len(dataframe1))" in card.inner_text()
+    shot(page, "diff-conversion")

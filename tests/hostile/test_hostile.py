@@ -104,9 +104,9 @@ def test_write_outside_the_call_folder(hostile):
 
 def test_write_inside_the_call_folder_works_and_is_gone_after(hostile):
     publish(hostile, "write-inside", breach("open('mine.txt', 'w').write('ok')\n"
-                                            "return pd.DataFrame({'cwd': [os.getcwd()], 'files': [os.listdir('.')]}),"))
+                                            "return pd.DataFrame({'cwd': [os.getcwd()], 'files': [sorted(os.listdir('.'))]}),"))
     first = call(hostile, "write-inside").json()["output1"][0]
-    assert first["files"] == "['mine.txt']"
+    assert first["files"] == "['Script Bundle', 'mine.txt']"
     assert not Path(first["cwd"]).exists()
 
 
