@@ -349,3 +349,29 @@ def test_migrate_writes_a_modern_copy_that_gives_the_same_answer(tmp_path, publi
     assert modern.call(rows).output.to_frame().equals(classic)
     again = scorepub("migrate", str(folder), "--out", str(out), env=cli_env(tmp_path / "home"), check=False)
     assert again.returncode == 1 and "exists already" in again.stderr
+
+
+def test_the_classic_package_set_imports_and_works_in_the_sandbox(tmp_path, publish):
+    schema = {"inputs": {"input1": {"columns": [{"name": "x", "type": "double"}, {"name": "y", "type": "double"}]}}}
+    folder = experiment(tmp_path, """
+        import numpy as np
+        import pandas as pd
+        import scipy.stats
+        import seaborn as sns
+        import statsmodels.api as sm
+        import nltk
+        from nltk.stem.porter import PorterStemmer
+        import pyriemann
+        from sklearn.linear_model import LinearRegression
+
+        def azureml_main(dataframe1 = None, dataframe2 = None):
+            fit = sm.OLS(dataframe1['y'], sm.add_constant(dataframe1['x'])).fit()
+            sk = LinearRegression().fit(dataframe1[['x']], dataframe1['y'])
+            sns.regplot(x='x', y='y', data=dataframe1).get_figure().savefig('reg.png')
+            return pd.DataFrame({'slope': [round(fit.params['x'], 6)], 'sk': [round(float(sk.coef_[0]), 6)],
+                                 'r': [round(scipy.stats.pearsonr(dataframe1['x'], dataframe1['y'])[0], 6)],
+                                 'stem': [PorterStemmer().stem('running')]}),
+        """, schema)
+    result = publish(folder).call([{"x": 0.0, "y": 1.0}, {"x": 1.0, "y": 3.0}, {"x": 2.0, "y": 5.0}])
+    assert result.output.to_frame().iloc[0].to_dict() == {"slope": 2.0, "sk": 2.0, "r": 1.0, "stem": "run"}
+    assert [name for name, _ in result.plots] == ["reg.png"]
