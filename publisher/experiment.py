@@ -113,6 +113,9 @@ def experiment_from_files(files: dict, settings, bundle_folder: Path | None = No
                       sources.originals, sources.conversion)
 
 
+SCAN_BUDGET_BYTES = 1 << 20  # LibCST reads about 50 KB a second: at most ~20 s of a publish
+
+
 def classic_uses(sources: python2.ExperimentSources, compat: str) -> list[str]:
     """One line per use of a pandas 0.18 / numpy 1.11 API that today's releases removed, at the
     line of the file as published (``score.py:12: DataFrame.ix → .loc/.iloc``)."""
@@ -124,12 +127,24 @@ def classic_uses(sources: python2.ExperimentSources, compat: str) -> list[str]:
                       if n.endswith(".py")})
     converted = (sources.conversion or {}).get("files", {})
     tail = "" if compat == "classic" else " (compat is \"none\": this call will fail)"
-    out = []
+    out, budget, skipped = [], SCAN_BUDGET_BYTES, []
     for name, data in files.items():
+        if len(data) > budget:  # a vendored library in the bundle: the report is for the user's code
+            skipped.append(name)
+            continue
+        budget -= len(data)
         line_map = converted.get(name, {}).get("line_map")
-        for use in scan(python2.decode(data)[0], name):
+        try:
+            uses = scan(python2.decode(data)[0], name)
+        except (RecursionError, MemoryError):
+            skipped.append(name)
+            continue
+        for use in uses:
             use = dataclasses.replace(use, line=python2.original_line(line_map, use.line))
             out.append(f"{use}{tail}")
+    if skipped:
+        out.append(f"classic API uses not looked for in {len(skipped)} large file(s): {', '.join(skipped[:3])}"
+                   + (", ..." if len(skipped) > 3 else ""))
     return out
 
 

@@ -87,6 +87,8 @@ def py3_error(source: bytes, filename: str) -> SyntaxError | ValueError | None:
         compile(source, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
         return exc
+    except (RecursionError, MemoryError):  # absurdly nested code: refused by the script check
+        return SyntaxError("too deeply nested to compile")
     return None
 
 
@@ -103,7 +105,8 @@ def parses_as_py2(source: bytes) -> bool:
         try:
             driver.Driver(grammar, convert=pytree.convert).parse_string(_with_newline(text))
             return True
-        except (parse.ParseError, py2_tokenize.TokenError, IndentationError, SyntaxError):
+        except (parse.ParseError, py2_tokenize.TokenError, IndentationError, SyntaxError, RecursionError,
+                MemoryError):
             continue
     return False
 
@@ -298,7 +301,7 @@ def ambiguities(source: bytes, filename: str) -> list[str]:
     ``.keys()``/``.values()``/``.items()`` used as lists (indexed, measured, sorted or added)."""
     try:
         tree = ast.parse(source, filename)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     if any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "division" for a in n.names)
            for n in ast.walk(tree)):
@@ -480,7 +483,7 @@ def _python2_import(source: bytes, filename: str) -> tuple[str | None, int]:
     """The first standard module only Python 2 has that ``source`` imports, and its line."""
     try:
         tree = ast.parse(source, filename)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None, 0
     for node in ast.walk(tree):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

@@ -225,3 +225,12 @@ def test_write_zip_and_read_zip_round_trip():
     data = bundle.write_zip([("a.py", b"x = 1\n")])
     assert bundle.read_zip(data) == {"a.py": b"x = 1\n"}
     assert zipfile.ZipFile(io.BytesIO(data)).infolist()[0].date_time == bundle.FIXED_TIME
+
+
+@pytest.mark.parametrize("source", [
+    b"x = " + b"(" * 3000 + b"1" + b")" * 3000 + b"\ndef azureml_main(df):\n    return df\n",
+    b"def azureml_main(df):\n    return " + b"-" * 50000 + b"1\n",
+])
+def test_absurdly_nested_code_is_refused_in_one_line(source):
+    with pytest.raises(ScriptError, match=r"^score.py: cannot be converted from Python 2.7 \(RecursionError"):
+        python2.prepare_sources(source, None, None)
