@@ -191,7 +191,7 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One real server with the four examples published, shared by the HTTP tests."""
+    """One real server with every example published, shared by the HTTP tests."""
     home = tmp_path_factory.mktemp("server-home")
     env = cli_env(home, SCOREPUB_MAX_BODY_BYTES=str(2 * 1024 * 1024), SCOREPUB_WEB_WORKERS="1")
     srv = Server(home, env)

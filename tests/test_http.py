@@ -188,3 +188,14 @@ def test_a_new_version_serves_once_promoted(server, tmp_path):
     assert server.wait_for_version("versioned", 2, [{"x": 1}], timeout=5) < 5  # warmed, then switched
     r = server.score("versioned", [{"x": 1}])
     assert r.json()["output1"] == [{"x": 1, "v": 2}] and r.headers["X-Scorepub-Version"] == "2"
+
+
+def test_the_classic_python_2_example_answers_as_classic_did(server):
+    r = server.score("classic-python2", [{"region": "west", "customers": 390}, {"region": "east", "customers": 10000}],
+                     params={"details": "true"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["output1"] == [{"region": "east", "customers": 10000, "rate_per_mille": 28, "expected": 280},
+                               {"region": "west", "customers": 390, "rate_per_mille": 50, "expected": 19}]
+    assert body["output_log"] == "regions scored: 2\n"
+    assert [v["name"] for v in body["visualizations"]] == ["expected.png"]
