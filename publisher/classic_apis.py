@@ -20,6 +20,7 @@ other assignment to a name forgets it (``rows = []`` makes ``rows.append(...)`` 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -229,8 +230,69 @@ _OLD_MODULES = {  # 0.18 module -> the modern module holding its names (None: no
     "pandas.tools.plotting": "pandas.plotting", "pandas.tools.merge": "pandas", "pandas.tools.pivot": "pandas",
     "pandas.tools.tile": "pandas", "pandas.tseries.tools": "pandas", "pandas.util.testing": "pandas.testing",
     "pandas.core.datetools": "pandas.tseries.offsets", "pandas.stats.moments": None, "pandas.tools": "pandas",
-    "sklearn.externals.joblib": "joblib",
+    "sklearn.externals.joblib": "joblib", "pandas.tools.rplot": None, "pandas.parser": None,
 }
+_MODULE_NEW = {  # what scan offers for a module that has no mechanical rewrite
+    "pandas.stats.moments": "x.rolling(...) / x.ewm(...)",
+    "pandas.tools.rplot": "seaborn.FacetGrid (or plt.subplots + ax.scatter/ax.plot per group)",
+    "pandas.parser": "pandas.errors (CParserError is ParserError)",
+}
+_MOVED_NAMES = {  # (0.18 module, name) -> (module that has it now, its name there)
+    ("pandas.io.json", "json_normalize"): ("pandas", "json_normalize"),
+    ("pandas.io.common", "EmptyDataError"): ("pandas.errors", "EmptyDataError"),
+    ("pandas.io.common", "CParserError"): ("pandas.errors", "ParserError"),
+    ("pandas.io.common", "DtypeWarning"): ("pandas.errors", "DtypeWarning"),
+    ("pandas.io.common", "ParserWarning"): ("pandas.errors", "ParserWarning"),
+    ("pandas.parser", "CParserError"): ("pandas.errors", "ParserError"),
+}
+
+# 0.18 frequency aliases pandas 3 refuses (the runtime layer translates them the same way, after
+# the call raised): codes are upper-cased as 0.18 did (but 'MS'), after 'min'/'ms'/'us'/'ns'.
+_FREQ_TOKEN = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)?)\s*([A-Za-z]+)((?:-[0-9A-Za-z]+)*)")
+_FREQ_LOWER = {"Min": "T", "min": "T", "ms": "L", "us": "U", "ns": "N"}
+_OFFSET_ALIASES = {"M": "ME", "BM": "BME", "SM": "SME", "CBM": "CBME", "Q": "QE", "BQ": "BQE", "A": "YE",
+                   "Y": "YE", "BA": "BYE", "BY": "BYE", "AS": "YS", "BAS": "BYS", "H": "h", "BH": "bh",
+                   "CBH": "cbh", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
+_PERIOD_ALIASES = {"A": "Y", "H": "h", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
+# where a call takes its frequency: name -> (positional index, keyword, 'offset' | 'period' | 'either')
+_PD_FREQ = {"date_range": (3, "freq", "offset"), "bdate_range": (3, "freq", "offset"),
+            "timedelta_range": (3, "freq", "offset"), "period_range": (3, "freq", "period"),
+            "Grouper": (2, "freq", "offset"), "TimeGrouper": (0, "freq", "offset"),
+            "Period": (1, "freq", "period"), "PeriodIndex": (1, "freq", "period")}
+_METHOD_FREQ = {"resample": (0, "rule", "either"), "asfreq": (0, "freq", "either"), "shift": (1, "freq", "either"),
+                "tshift": (1, "freq", "either"), "to_period": (0, "freq", "period")}
+
+
+def _modern_freq(freq: str, period: bool) -> str:
+    table, out, at = (_PERIOD_ALIASES if period else _OFFSET_ALIASES), [], 0
+    for m in _FREQ_TOKEN.finditer(freq):
+        if m.start() != at:
+            return freq
+        n, code, anchor = m.groups()
+        old = _FREQ_LOWER.get(code, code if code == "MS" else code.upper())
+        out.append(n + table.get(old, code) + anchor)
+        at = m.end()
+    return "".join(out) if out and at == len(freq) else freq
+
+
+def _int_literal(node) -> bool:
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
+        node = node.expression
+    return isinstance(node, cst.Integer)
+
+
+def _positional_columns(element) -> bool:
+    """An .ix column key that 0.18 took as positions on string columns: an int literal, a slice
+    with int literal (or no) bounds, or a list of int literals."""
+    key = element.slice
+    if isinstance(key, cst.Slice):
+        bounds = [b for b in (key.lower, key.upper, key.step) if b is not None]
+        return bool(bounds) and all(_int_literal(b) for b in bounds)
+    value = key.value
+    if isinstance(value, cst.List):
+        return bool(value.elements) and all(isinstance(e, cst.Element) and _int_literal(e.value)
+                                            for e in value.elements)
+    return _int_literal(value)
 
 
 def _window_signatures() -> dict:
@@ -461,7 +523,7 @@ class _Analyser(cst.CSTVisitor):
             name = _dotted(alias.name)
             if name in _OLD_MODULES:
                 modern = _OLD_MODULES[name]
-                self.report(node, name, modern or "x.rolling(...) / x.ewm(...)", self.rewrite_import if modern else None)
+                self.report(node, name, modern or _MODULE_NEW[name], self.rewrite_import if modern else None)
 
     def rewrite_import(self, updated: cst.Import):
         names = []
@@ -479,9 +541,15 @@ class _Analyser(cst.CSTVisitor):
             asname = node.names[0].asname
             code = "import joblib" + (f" as {asname.name.value}" if asname else "")
             self.report(node, "sklearn.externals.joblib", "import joblib", lambda u: cst.parse_statement(code).body[0])
+        elif module == "pandas.tools" and not isinstance(node.names, cst.ImportStar) and \
+                any(a.name.value == "rplot" for a in node.names):
+            self.report(node, "pandas.tools.rplot", _MODULE_NEW["pandas.tools.rplot"])
+        elif not isinstance(node.names, cst.ImportStar) and any((module, a.name.value) in _MOVED_NAMES
+                                                                 for a in node.names):
+            self.moved_names(node, module)
         elif module in _OLD_MODULES:
             modern = _OLD_MODULES[module]
-            self.report(node, module, modern or "x.rolling(...) / x.ewm(...)", (
+            self.report(node, module, modern or _MODULE_NEW[module], (
                 lambda u: u.with_changes(module=cst.parse_expression(modern))) if modern else None)
         elif module == "pandas" and not isinstance(node.names, cst.ImportStar):
             for a in node.names:  # from pandas import rolling_mean: reported, not rewritten
@@ -489,6 +557,25 @@ class _Analyser(cst.CSTVisitor):
                 new = {"datetime": "from datetime import datetime", "np": "import numpy as np"}.get(name)
                 if name in _WINDOW_SIGNATURES or new:
                     self.report(node, f"pd.{name}", new or "x.rolling(...) / x.expanding() / x.ewm(...)")
+
+    def moved_names(self, node, module) -> None:
+        """from pandas.io.json import json_normalize -> from pandas import json_normalize (and the
+        read_csv errors pandas.io.common / pandas.parser held, now in pandas.errors)."""
+        moved = [_MOVED_NAMES.get((module, a.name.value)) for a in node.names]
+        for a, where in zip(node.names, moved):
+            if where:
+                self.report(node, f"{module}.{a.name.value}", f"from {where[0]} import {where[1]}")
+        if not all(moved) or len({w[0] for w in moved}) != 1:
+            return  # a mix of moved and other names: reported, not rewritten
+
+        def rewrite(u):
+            names = []
+            for a, (_, now) in zip(u.names, moved):
+                if a.name.value != now:
+                    a = a.with_changes(name=cst.Name(now), asname=a.asname or cst.AsName(name=cst.Name(a.name.value)))
+                names.append(a)
+            return u.with_changes(module=cst.parse_expression(moved[0][0]), names=names)
+        self.rewrites[node] = rewrite
 
     # attributes: pd.X, np.X, pandas.tools.plotting ------------------------------------------------------
 
@@ -511,6 +598,11 @@ class _Analyser(cst.CSTVisitor):
                 self.report(node, f"pd.{attr}", new, lambda u: cst.parse_expression(new))
             elif attr in ("Int64Index", "Float64Index") and not self.is_call_func(node):
                 self.report(node, f"pd.{attr}", "pd.Index(..., dtype=...)")
+        if attr == "json_normalize" and isinstance(node.value, cst.Attribute) and \
+                _dotted(node.value) in {f"{p}.io.json" for p in self.names["pd"] + self.names["pandas_module"]} and \
+                not isinstance(self.parent(node), (cst.Import, cst.ImportAlias, cst.ImportFrom)):
+            new = f"{_code(node.value.value.value)}.json_normalize"
+            self.report(node, "pandas.io.json.json_normalize", "pd.json_normalize", lambda u: cst.parse_expression(new))
         if isinstance(node.value, cst.Attribute) and attr in ("plotting", "merge") and \
                 _dotted(node.value) in {f"{p}.tools" for p in self.names["pandas_module"]} and \
                 not isinstance(self.parent(node), (cst.Import, cst.ImportAlias, cst.ImportFrom)):
@@ -547,9 +639,27 @@ class _Analyser(cst.CSTVisitor):
     def visit_Subscript(self, node):
         value = node.value
         if isinstance(value, cst.Attribute) and value.attr.value == "ix":
-            self.report(node, "DataFrame.ix", ".loc/.iloc",
-                        lambda u: u.with_changes(value=u.value.with_changes(attr=cst.Name("loc"))))
-            if any(_has_int(el) for el in node.slice) and self.statements and self.statements[-1] is not None:
+            to_loc = lambda u: u.with_changes(value=u.value.with_changes(attr=cst.Name("loc")))
+            checked = node.slice
+            if len(node.slice) == 2 and _positional_columns(node.slice[1]):
+                # 0.18 took int column keys as positions (the columns are nearly always strings):
+                # df.ix[rows, 0] -> df.loc[rows, df.columns[0]]; the rows stay labels (a default
+                # RangeIndex is integer, so .ix was label-based there). The receiver is evaluated
+                # twice, so only a name or attribute chain is rewritten.
+                recv = value.value
+                if _dotted(recv) is None:
+                    return self.report(node, "DataFrame.ix", ".loc/.iloc")
+                checked = node.slice[:1]
+
+                def to_loc_columns(u):
+                    key = u.slice[1].slice
+                    code = _code(key) if isinstance(key, cst.Slice) else _code(key.value)
+                    cols = cst.Index(value=cst.parse_expression(f"{_code(recv)}.columns[{code}]"))
+                    return to_loc(u).with_changes(slice=[u.slice[0], u.slice[1].with_changes(slice=cols)])
+                self.report(node, "DataFrame.ix", ".loc[rows, df.columns[positions]]", to_loc_columns)
+            else:
+                self.report(node, "DataFrame.ix", ".loc/.iloc", to_loc)
+            if any(_has_int(el) for el in checked) and self.statements and self.statements[-1] is not None:
                 self.commented.add(self.statements[-1])  # the innermost statement (or header) holding it
 
     # chained assignment ---------------------------------------------------------------------------
@@ -608,6 +718,12 @@ class _Analyser(cst.CSTVisitor):
         pos, kw = split
         if isinstance(func, cst.Attribute):
             recv, name = func.value, func.attr.value
+            if name == "plot" and "axes" in kw:
+                return self.plot_axes(node, recv, kw)
+            if self.is_pd(recv) and name in _PD_FREQ:
+                self.freq_literal(_PD_FREQ[name], pos, kw)
+            elif name in _METHOD_FREQ and not self.is_pd(recv):
+                self.freq_literal(_METHOD_FREQ[name], pos, kw)
             if self.is_pd(recv):
                 return self.pd_call(node, name, pos, kw)
             if isinstance(recv, cst.Name) and recv.value in self.names["modules"] and not self.is_np(recv):
@@ -624,7 +740,50 @@ class _Analyser(cst.CSTVisitor):
             if method is not None:
                 method(node, recv, pos, kw)
 
+    def freq_literal(self, where, pos, kw) -> None:
+        """A 0.18 frequency alias in a string literal: 'M' -> 'ME', '15T' -> '15min'... Where the
+        call may work on periods as well as timestamps (resample, asfreq, shift) and the two modern
+        spellings differ ('M' stays 'M' for periods), it is reported, not rewritten."""
+        index, keyword, context = where
+        arg = kw.get(keyword) or (pos[index] if len(pos) > index else None)
+        if arg is None or not isinstance(arg.value, cst.SimpleString):
+            return
+        string = arg.value
+        value = string.evaluated_value
+        if not isinstance(value, str) or string.quote not in ("'", '"') or string.prefix.lower() not in ("", "u"):
+            return
+        offset, period = _modern_freq(value, False), _modern_freq(value, True)
+        new = period if context == "period" else offset
+        if new == value and not (context == "either" and period != value):
+            return
+        if context == "either" and offset != period:
+            return self.report(string, f"freq={value!r}", f"freq={offset!r} (freq={period!r} on a PeriodIndex)")
+        raw = string.value[len(string.prefix) + 1:-1]
+        code = f"{string.prefix}{string.quote}{new}{string.quote}"
+        self.report(string, f"freq={value!r}", f"freq={new!r}",
+                    (lambda u: u.with_changes(value=code)) if raw == value else None)
+
+    def plot_axes(self, node, recv, kw) -> None:
+        """matplotlib 1.5: plt.plot(x, y, axes=ax) drew on ax -> ax.plot(x, y)."""
+        pyplot = _dotted(recv) == "matplotlib.pyplot" or (isinstance(recv, cst.Name) and
+                                                          recv.value in self.names["pyplot"])
+        if not pyplot and self.pandas_receiver(recv):
+            return  # df.plot(...): pandas' own keywords
+        ax = kw["axes"].value
+        rewrite = None
+        if _dotted(ax) is not None:
+            def rewrite(u):
+                call = u.with_changes(func=cst.parse_expression(f"{_code(ax)}.plot"))
+                return _with_args(call, [a for a in u.args if not (a.keyword and a.keyword.value == "axes")])
+        self.report(node, "plt.plot(axes=)" if pyplot else "Axes.plot(axes=)", "ax.plot(...)", rewrite)
+
     # method rules: m_<name>(call, receiver, positional args, keyword args)
+
+    def m_tshift(self, node, recv, pos, kw):
+        ok = len(pos) <= 3 and set(kw) <= {"periods", "freq", "axis"}
+        has_freq = len(pos) >= 2 or "freq" in kw
+        self.report(node, "DataFrame.tshift", ".shift(periods, freq='infer')", (lambda u: _with_args(
+            _rename(u, "shift"), list(u.args) + ([] if has_freq else [_kw("freq", "'infer'")]))) if ok else None)
 
     def m_as_matrix(self, node, recv, pos, kw):
         cols = pos[0] if pos else kw.get("columns")
@@ -977,9 +1136,9 @@ def _comment(stmt):
 
 
 def _bindings(module: cst.Module) -> dict:
-    """How the module names pandas, numpy, datetime, math and pickle (every import, any scope)."""
+    """How the module names pandas, numpy, datetime, math, pickle and pyplot (every import, any scope)."""
     names = {k: [] for k in ("pd", "np", "datetime", "datetime_class", "math", "pickle", "from_pandas",
-                             "pandas_module", "modules")}
+                             "pandas_module", "modules", "pyplot")}
 
     class V(cst.CSTVisitor):
         def visit_Import(self, node):
@@ -992,6 +1151,8 @@ def _bindings(module: cst.Module) -> dict:
                 key = {"pandas": "pd", "numpy": "np", "datetime": "datetime", "math": "math", "pickle": "pickle"}.get(full)
                 if key and (a.asname or full == bound):
                     names[key].append(bound)
+                if full in ("matplotlib.pyplot", "pylab") and (a.asname or full == bound):
+                    names["pyplot"].append(bound)
 
         def visit_ImportFrom(self, node):
             module = _dotted(node.module) if node.module else None
@@ -1003,6 +1164,8 @@ def _bindings(module: cst.Module) -> dict:
                     names["from_pandas"].append(bound)
                 if module == "datetime" and a.name.value == "datetime":
                     names["datetime_class"].append(bound)
+                if module == "matplotlib" and a.name.value == "pyplot":
+                    names["pyplot"].append(bound)
 
     module.visit(V())
     return names

@@ -233,6 +233,89 @@ def test_modernize_window_functions_and_imports():
     """)
 
 
+NEW_SHIMS = textwrap.dedent("""\
+    import pandas as pd
+    import matplotlib.pyplot as plt
+    from pandas.io.json import json_normalize
+    from pandas.io.common import CParserError, EmptyDataError
+    import pandas.tools.rplot as rplot
+    from pandas.tools import rplot
+
+    def azureml_main(frame, dataframe2=None):
+        rng = pd.date_range(start='1/1/1995', periods=228, freq='M')
+        years = pd.period_range('2016', periods=2, freq='A')
+        months = pd.period_range('2016-01', periods=2, freq='M')
+        r = frame.resample('M').mean()
+        t = frame.resample("15T").sum()
+        u = frame.tshift(1)
+        g = frame.groupby(pd.TimeGrouper('2H')).sum()
+        fig, ax = plt.subplots()
+        plt.plot(frame.a, frame.b, axes=ax, color='red')
+        other.plot([1], axes=ax)
+        frame.plot(axes=ax)
+        n = pd.io.json.json_normalize([{}])
+        a = frame.ix[:, 0]
+        b = frame.ix[2:5, 0:3]
+        c = get_frame().ix[:, 0]
+        return frame
+""")
+
+
+def test_scan_reports_the_newer_shims_with_their_replacements():
+    assert [(u.line, u.old, u.new) for u in scan(NEW_SHIMS)] == [
+        (3, "pandas.io.json.json_normalize", "from pandas import json_normalize"),
+        (4, "pandas.io.common.CParserError", "from pandas.errors import ParserError"),
+        (4, "pandas.io.common.EmptyDataError", "from pandas.errors import EmptyDataError"),
+        (5, "pandas.tools.rplot", "seaborn.FacetGrid (or plt.subplots + ax.scatter/ax.plot per group)"),
+        (6, "pandas.tools.rplot", "seaborn.FacetGrid (or plt.subplots + ax.scatter/ax.plot per group)"),
+        (9, "freq='M'", "freq='ME'"),
+        (10, "freq='A'", "freq='Y'"),  # a period: 'A' is 'Y' now, and 'M' (line 11) is still 'M'
+        (12, "freq='M'", "freq='ME' (freq='M' on a PeriodIndex)"),
+        (13, "freq='15T'", "freq='15min'"),
+        (14, "DataFrame.tshift", ".shift(periods, freq='infer')"),
+        (15, "freq='2H'", "freq='2h'"), (15, "pd.TimeGrouper", "pd.Grouper(freq=...)"),
+        (17, "plt.plot(axes=)", "ax.plot(...)"), (18, "Axes.plot(axes=)", "ax.plot(...)"),
+        (20, "pandas.io.json.json_normalize", "pd.json_normalize"),
+        (21, "DataFrame.ix", ".loc[rows, df.columns[positions]]"),
+        (22, "DataFrame.ix", ".loc[rows, df.columns[positions]]"),
+        (23, "DataFrame.ix", ".loc/.iloc"),
+    ]
+
+
+def test_modernize_the_newer_shims():
+    assert modernize(NEW_SHIMS) == textwrap.dedent(f"""\
+        import pandas as pd
+        import matplotlib.pyplot as plt
+        from pandas import json_normalize
+        from pandas.errors import ParserError as CParserError, EmptyDataError
+        import pandas.tools.rplot as rplot
+        from pandas.tools import rplot
+
+        def azureml_main(frame, dataframe2=None):
+            rng = pd.date_range(start='1/1/1995', periods=228, freq='ME')
+            years = pd.period_range('2016', periods=2, freq='Y')
+            months = pd.period_range('2016-01', periods=2, freq='M')
+            r = frame.resample('M').mean()
+            t = frame.resample("15min").sum()
+            u = frame.shift(1, freq='infer')
+            g = frame.groupby(pd.Grouper(freq='2h')).sum()
+            fig, ax = plt.subplots()
+            ax.plot(frame.a, frame.b, color='red')
+            ax.plot([1])
+            frame.plot(axes=ax)
+            n = pd.json_normalize([{{}}])
+            a = frame.loc[:, frame.columns[0]]
+            b = frame.loc[2:5, frame.columns[0:3]]  {MIGRATE_IX}
+            c = get_frame().ix[:, 0]
+            return frame
+    """)  # resample('M') may be on periods ('M' there) and get_frame() would run twice: left as they are
+
+
+def test_ix_column_positions_need_literal_ints():
+    assert modernize("x = df.ix[:, n]\ny = df.ix[:, [0, 'b']]\nz = self.df.ix[:, -1]\n") == (
+        f"x = df.loc[:, n]\ny = df.loc[:, [0, 'b']]  {MIGRATE_IX}\nz = self.df.loc[:, self.df.columns[-1]]\n")
+
+
 # -- modernize: behaviour ----------------------------------------------------------------------------------
 
 INPUTS = ("pd.DataFrame({'a': [3, 1, 2, 5], 'b': [0.5, 1.5, 2.5, 3.5], 'w': ['1', '3', 'x', '2']}), "
@@ -263,6 +346,26 @@ SCRIPTS = {
                 n += len(col)
             df['n'] = n
             return df.drop('c', 1)
+    """,
+    "positions_and_frequencies": """\
+        import pandas as pd
+        from pandas.io.json import json_normalize
+
+        def azureml_main(dataframe1=None, dataframe2=None):
+            frame = dataframe1.copy()
+            first = frame.ix[:, 0]          # the columns are strings: 0.18 took 0 as a position
+            block = frame.ix[1:2, 0:2]
+            picked = frame.ix[:, [0, 2]]
+            out = pd.DataFrame({'first': first, 'block': block.sum(axis=1), 'picked': picked['w']})
+            out['last'] = frame.ix[3, -1]
+            out.index = pd.date_range(start='1/1/1995', periods=len(out), freq='M')
+            out['next'] = out.tshift(1).index.strftime('%Y-%m-%d')
+            hourly = pd.Series(range(16), index=pd.date_range('2016-01-01', periods=16, freq='15T'))
+            out['hourly'] = hourly.resample('H').sum().values
+            out['year'] = pd.period_range('2016', periods=len(out), freq='A').astype(str)
+            out['norm'] = json_normalize([{'k': {'v': i}} for i in range(len(out))])['k.v'].values
+            out.index = out.index.strftime('%Y-%m-%d')
+            return out
     """,
     "numbers_and_windows": """\
         import pandas as pd

@@ -9,6 +9,7 @@ the child sends all of it back as JSON (NaN as None) and each test asserts on it
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES: dict[str, str] = {}
+CHILD_ENV = {**os.environ, "MPLBACKEND": "Agg"}
 
 
 def case(name: str, code: str) -> str:
@@ -40,6 +42,14 @@ MODERN = textwrap.dedent("""
         'to_datetime': str(pd.to_datetime('2016-01-02')),
         'read_csv': pd.read_csv(io.StringIO('p,q\\n1,2\\n')).to_dict(),
         'np_bool': repr(np.bool), 'loads': pickle.loads(pickle.dumps({'k': 1})),
+        'date_range_me': pd.date_range('2016-01-01', periods=2, freq='ME').tolist(),
+        'period_m': str(pd.Period('2016-01', freq='M')), 'period_range_y': str(pd.period_range('2016', periods=2, freq='Y')),
+        'resample_h': pd.Series(range(4), index=pd.date_range('2016', periods=4, freq='30min')).resample('h').sum().tolist(),
+        'shift_h': str(pd.Series([1], index=pd.to_datetime(['2016-01-01'])).shift(1, freq='h').index[0]),
+        'grouper': repr(pd.Grouper(freq='ME').freq),
+        'bad_freq': _raises(lambda: pd.date_range('2016', periods=2, freq='XYZ')),
+        'plot': len(plt.figure().add_subplot().plot([1, 2], [3, 4], color='red')),
+        'plot_bad_kw': _raises(lambda: plt.figure().add_subplot().plot([1, 2], bogus=1)),
     }
 """)
 
@@ -47,7 +57,16 @@ HARNESS = textwrap.dedent("""
     import io, json, math, pickle, sys, time, warnings
     warnings.simplefilter('ignore')
     import numpy as np, pandas as pd
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # as the template does, before install(): patched at once
     from serving.runtime import classic_compat
+
+    def _raises(fn):
+        try:
+            fn()
+        except Exception as exc:
+            return type(exc).__name__
 
     def clean(o):
         if isinstance(o, float) and math.isnan(o): return None
@@ -58,13 +77,17 @@ HARNESS = textwrap.dedent("""
         return repr(o)
 
     def modern():
-        ns = {'pd': pd, 'np': np, 'pickle': pickle, 'io': io}
+        ns = {'pd': pd, 'np': np, 'pickle': pickle, 'io': io, 'plt': plt, '_raises': _raises}
         exec(MODERN, ns)
+        plt.close('all')
         return clean(ns['res'])
 
     spec = json.load(sys.stdin)
     MODERN = spec['modern']
-    owners = {'DataFrame': pd.DataFrame, 'Series': pd.Series, 'pd': pd, 'np': np, 'pickle': pickle}
+    import pandas.core.resample, matplotlib.axes
+    owners = {'DataFrame': pd.DataFrame, 'Series': pd.Series, 'pd': pd, 'np': np, 'pickle': pickle,
+              'TimeGrouper': pandas.core.resample.TimeGrouper, 'Period': pd.Period, 'PeriodIndex': pd.PeriodIndex,
+              'DatetimeIndex': pd.DatetimeIndex, 'Axes': matplotlib.axes.Axes}
     before = {o: dict(vars(t)) for o, t in owners.items()}
     before_np_bool, before_loc = np.bool, pd.DataFrame.loc
     modern_before = modern()
@@ -75,7 +98,7 @@ HARNESS = textwrap.dedent("""
     results = {'_install_ms': install_ms, '_modern_before': modern_before, '_modern_after': modern()}
     for name, code in spec['cases'].items():
         out = {}
-        ns = {'pd': pd, 'np': np, 'pickle': pickle, 'io': io, 'out': out, 'before': before,
+        ns = {'pd': pd, 'np': np, 'pickle': pickle, 'io': io, 'out': out, 'before': before, 'plt': plt,
               'owners': owners, 'before_np_bool': before_np_bool, 'before_loc': before_loc,
               'classic_compat': classic_compat}
         try:
@@ -91,7 +114,7 @@ HARNESS = textwrap.dedent("""
 def classic():
     """{case name: what the snippet put in `out`}, from one child process with the layer installed."""
     proc = subprocess.run([sys.executable, "-c", HARNESS], input=json.dumps({"cases": CASES, "modern": MODERN}),
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=CHILD_ENV)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -111,6 +134,10 @@ case("identity", """
                 'fillna', 'resample', 'between')}
     wrapped |= {('pd', 'concat'), ('pd', 'read_csv'), ('pd', 'read_table'), ('pd', 'to_datetime'),
                 ('pickle', 'load'), ('pickle', 'loads')}
+    wrapped |= {('pd', n) for n in ('date_range', 'bdate_range', 'timedelta_range', 'period_range')}
+    wrapped |= {(o, n) for o in ('DataFrame', 'Series') for n in ('asfreq', 'shift')}
+    wrapped |= {('TimeGrouper', '__init__'), ('DatetimeIndex', 'to_period'), ('PeriodIndex', '__new__'),
+                ('Period', '__new__'), ('Axes', 'plot')}
     changed, bad_wraps = [], []
     for owner, attrs in before.items():
         now = vars(owners[owner])
@@ -120,6 +147,8 @@ case("identity", """
     for owner, name in wrapped:
         target = owners[owner]
         original = before[owner].get(name) or getattr(target, name).__wrapped__
+        if isinstance(original, staticmethod):
+            original = original.__func__
         if getattr(target, name).__wrapped__ is not original:
             bad_wraps.append(f'{owner}.{name}')
     out['changed'] = changed
@@ -620,3 +649,254 @@ def test_python2_pickles_load(classic):
     assert r["str"] == "café" and r["array"] == [1.0, 2.0]
     assert r["file"] == [1.0, 2.0] and r["file_rest"] == "tail"
     assert r["explicit_encoding_kept"] and r["unseekable_raises"] and r["py3"] == {"k": [1, 2]}
+
+
+# -- frequency aliases -------------------------------------------------------------------------------------
+# pandas 0.18 offset aliases: M month end, BM business month end, SM semi-month end (0.19), CBM custom
+# business month end, Q quarter end, BQ business quarter end, A year end, BA business year end, AS year
+# start, H hourly, BH business hour, T/min minutely, S secondly, L/ms milliseconds, U microseconds,
+# N nanoseconds; anchored Q-NOV, A-JUN...; multiples 15T, 2H. pandas 3 refuses most of these for offsets.
+
+case("freq_aliases", """
+    def days(idx):
+        return [str(t.date()) for t in idx]
+    rng = pd.date_range(start='1/1/1995', periods=228, freq='M')   # a real classic script
+    out['classic'] = [str(rng[0].date()), str(rng[-1].date()), bool(rng.is_month_end.all()), rng.freqstr]
+    r = lambda f, start='2016-01-01': days(pd.date_range(start, periods=2, freq=f))
+    out['ends'] = {f: r(f) for f in ('M', 'BM', 'SM', 'CBM', 'Q', 'BQ', 'A', 'Y', 'BA', 'BY', 'AS', 'BAS',
+                                     'Q-NOV', 'A-JUN', 'BA-JUN', '2M', '2BQ-MAR')}
+    t = lambda f, start='2016-01-04 09:00': [str(x.time()) for x in pd.date_range(start, periods=2, freq=f)]
+    out['ticks'] = {f: t(f) for f in ('H', '2H', 'BH', 'T', '15T', 'min', 'S', 'L', 'U', '1H30T')}
+    out['nanos'] = pd.date_range('2016-01-01', periods=2, freq='5N')[1].nanosecond
+    out['business_hours'] = [str(x) for x in pd.date_range('2016-01-01 16:00', periods=2, freq='BH')]  # a Friday
+    out['keyword_and_positional'] = [days(pd.date_range('2016-01-01', None, 2, 'M')),
+                                     days(pd.bdate_range('2016-01-01', periods=2, freq='BM')),
+                                     [str(x) for x in pd.timedelta_range(0, periods=2, freq='H')]]
+    out['periods'] = [str(pd.period_range('2016', periods=2, freq='A')), str(pd.period_range('2016-01', periods=2, freq='M')),
+                      str(pd.Period('2016', freq='A')), str(pd.Period('2016-01-01 10:00', 'H')),
+                      str(pd.PeriodIndex(['2016', '2017'], freq='A'))]
+    s = pd.Series(range(48), index=pd.date_range('2016-01-01', periods=48, freq='h'))
+    out['resample'] = [s.resample('D').sum().tolist(), s.resample('12H').sum().tolist(),
+                       s.resample('12H', how='sum').tolist(), s.resample('M').sum().index.tolist(),
+                       s.resample('6H', base=3).sum().index[:2].tolist()]
+    out['grouper'] = [s.groupby(pd.Grouper(freq='M')).sum().tolist(), s.groupby(pd.TimeGrouper('12H')).sum().tolist()]
+    out['asfreq'] = [str(i) for i in s.asfreq('6H').index[:2]] + [len(s.to_frame().asfreq('30T'))]
+    out['shift'] = [str(s.shift(1, freq='H').index[0]), str(s.to_frame().shift(2, 'T').index[0])]
+    out['tshift'] = [str(s.tshift(2).index[0]), str(s.tshift(1, freq='D').index[0]), s.tshift(0) is s]
+    try:
+        pd.Series([1, 2], index=[0, 1]).tshift(1)
+    except ValueError as exc:
+        out['tshift_no_freq'] = str(exc)
+    out['to_period'] = [str(s.to_period('A').index[0]), str(s.to_frame().to_period('H').index[1]),
+                        str(s.index.to_period('M')[0])]
+    ps = pd.Series(range(24), index=pd.period_range('2016-01', periods=24, freq='M'))
+    out['period_series'] = [ps.resample('A').sum().tolist(), str(ps.asfreq('A').index[0]), str(ps.shift(1, freq='M').index[0])]
+    for label, call in (('unknown', lambda: pd.date_range('2016', periods=2, freq='XYZ')),
+                        ('not_a_string', lambda: pd.date_range('2016', periods=2, freq=3.5)),
+                        ('period_me', lambda: pd.period_range('2016-01', periods=2, freq='ME'))):
+        try:
+            call()
+            out[label] = 'no error'
+        except (ValueError, TypeError) as exc:
+            out[label] = type(exc).__name__
+    out['translate'] = [classic_compat.modern_freq(f) for f in ('M', 'm', '15T', 'Q-DEC', 'W-SUN', 'D', 'min', 'ME', 'MS')]
+    out['translate_period'] = [classic_compat.modern_freq(f, period=True) for f in ('M', 'A', 'A-JUN', 'H', 'Q')]
+""")
+
+
+def test_old_frequency_aliases_give_what_0_18_gave(classic):
+    r = result(classic, "freq_aliases")
+    assert r["classic"] == ["1995-01-31", "2013-12-31", True, "ME"]
+    assert r["ends"] == {
+        "M": ["2016-01-31", "2016-02-29"], "BM": ["2016-01-29", "2016-02-29"], "SM": ["2016-01-15", "2016-01-31"],
+        "CBM": ["2016-01-29", "2016-02-29"], "Q": ["2016-03-31", "2016-06-30"], "BQ": ["2016-03-31", "2016-06-30"],
+        "A": ["2016-12-31", "2017-12-31"], "Y": ["2016-12-31", "2017-12-31"], "BA": ["2016-12-30", "2017-12-29"],
+        "BY": ["2016-12-30", "2017-12-29"], "AS": ["2016-01-01", "2017-01-01"], "BAS": ["2016-01-01", "2017-01-02"],
+        "Q-NOV": ["2016-02-29", "2016-05-31"], "A-JUN": ["2016-06-30", "2017-06-30"],
+        "BA-JUN": ["2016-06-30", "2017-06-30"], "2M": ["2016-01-31", "2016-03-31"],
+        "2BQ-MAR": ["2016-03-31", "2016-09-30"]}
+    assert r["ticks"] == {
+        "H": ["09:00:00", "10:00:00"], "2H": ["09:00:00", "11:00:00"], "BH": ["09:00:00", "10:00:00"],
+        "T": ["09:00:00", "09:01:00"], "15T": ["09:00:00", "09:15:00"], "min": ["09:00:00", "09:01:00"],
+        "S": ["09:00:00", "09:00:01"], "L": ["09:00:00", "09:00:00.001000"], "U": ["09:00:00", "09:00:00.000001"],
+        "1H30T": ["09:00:00", "10:30:00"]}
+    assert r["nanos"] == 5 and r["business_hours"] == ["2016-01-01 16:00:00", "2016-01-04 09:00:00"]
+    assert r["keyword_and_positional"] == [["2016-01-31", "2016-02-29"], ["2016-01-29", "2016-02-29"],
+                                           ["0 days 00:00:00", "0 days 01:00:00"]]
+    assert r["periods"] == ["PeriodIndex(['2016', '2017'], dtype='period[Y-DEC]')",
+                            "PeriodIndex(['2016-01', '2016-02'], dtype='period[M]')",  # 'M' is still a period
+                            "2016", "2016-01-01 10:00", "PeriodIndex(['2016', '2017'], dtype='period[Y-DEC]')"]
+    assert r["resample"][:3] == [[276, 852], [66, 210, 354, 498], [66, 210, 354, 498]]
+    assert r["resample"][3] == ["Timestamp('2016-01-31 00:00:00')"]  # 'M': labelled by the month's end
+    assert r["resample"][4] == ["Timestamp('2015-12-31 21:00:00')", "Timestamp('2016-01-01 03:00:00')"]  # base=3
+    assert r["grouper"] == [[1128], [66, 210, 354, 498]]
+    assert r["asfreq"] == ["2016-01-01 00:00:00", "2016-01-01 06:00:00", 95]
+    assert r["shift"] == ["2016-01-01 01:00:00", "2016-01-01 00:02:00"]
+    assert r["tshift"] == ["2016-01-01 02:00:00", "2016-01-02 00:00:00", True]
+    assert r["tshift_no_freq"] == "Freq was not given and was not set in the index"
+    assert r["to_period"] == ["2016", "2016-01-01 01:00", "2016-01"]
+    assert r["period_series"] == [[66, 210], "2016", "2016-02"]
+    assert r["unknown"] == "ValueError" and r["not_a_string"] in ("ValueError", "TypeError")
+    assert r["period_me"] == "ValueError"  # a modern spelling wrong for periods is not second-guessed
+    assert r["translate"] == ["ME", "ME", "15min", "QE-DEC", "W-SUN", "D", "min", "ME", "MS"]
+    assert r["translate_period"] == ["M", "Y", "Y-JUN", "h", "Q"]
+
+
+def test_modern_frequencies_are_untouched(classic):
+    m = classic["_modern_before"]
+    assert classic["_modern_after"] == m
+    assert m["bad_freq"] == "ValueError" and m["plot"] == 1 and m["plot_bad_kw"] == "AttributeError"
+
+
+# -- matplotlib 1.5: plot(..., axes=ax) ---------------------------------------------------------------------
+
+case("plot_axes", """
+    fig, (left, right) = plt.subplots(1, 2)
+    lines = plt.plot([1, 2, 3], [4, 5, 6], axes=right, color='red')   # the current axes is `right`
+    out['pyplot'] = [len(left.lines), len(right.lines), lines[0].get_color(), lines[0].axes is right,
+                     right.lines[0].get_ydata().tolist()]
+    left.plot([0, 1], [1, 0], 'g--', axes=right)
+    out['other_axes'] = [len(left.lines), len(right.lines), right.lines[1].get_linestyle()]
+    left.plot([0, 1], axes=left)
+    out['same_axes'] = len(left.lines)
+    plt.close(fig)
+""")
+
+
+def test_plot_with_axes_keyword_draws_on_those_axes(classic):
+    r = result(classic, "plot_axes")
+    assert r["pyplot"] == [0, 1, "red", True, [4, 5, 6]]
+    assert r["other_axes"] == [0, 2, "--"] and r["same_axes"] == 1
+
+
+LAZY = textwrap.dedent("""
+    import json, sys, warnings
+    warnings.simplefilter('ignore')
+    import pandas as pd
+    from serving.runtime import classic_compat
+    classic_compat.install()
+    out = {'loaded_at_install': 'matplotlib.axes' in sys.modules,
+           'hook_first': type(sys.meta_path[0]).__name__}
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+    out['hook_gone'] = all(type(f).__name__ != '_AfterImport' for f in sys.meta_path)
+    out['wrapped'] = getattr(Axes.plot, '__classic_compat__', False)
+    fig, (a, b) = plt.subplots(1, 2)
+    plt.plot([1, 2], axes=b)
+    out['drawn'] = [len(a.lines), len(b.lines)]
+    out['finder_last'] = type(sys.meta_path[-1]).__name__
+    print(json.dumps(out))
+""")
+
+
+def test_matplotlib_imported_after_install_is_patched_on_import():
+    proc = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env=CHILD_ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"loaded_at_install": False, "hook_first": "_AfterImport", "hook_gone": True,
+                                       "wrapped": True, "drawn": [0, 1], "finder_last": "_AliasFinder"}
+
+
+# -- pandas.io names and pandas.parser --------------------------------------------------------------------------
+
+case("io_names", """
+    from pandas.io.json import json_normalize
+    from pandas.io.common import EmptyDataError, CParserError
+    from pandas.parser import CParserError as ParserCParserError
+    data = [{'state': 'Florida', 'shortname': 'FL', 'info': {'governor': 'Rick Scott'},
+             'counties': [{'name': 'Dade', 'population': 12345}, {'name': 'Broward', 'population': 40000},
+                          {'name': 'Palm Beach', 'population': 60000}]},
+            {'state': 'Ohio', 'shortname': 'OH', 'info': {'governor': 'John Kasich'},
+             'counties': [{'name': 'Summit', 'population': 1234}, {'name': 'Cuyahoga', 'population': 1337}]}]
+    result = json_normalize(data, 'counties', ['state', 'shortname', ['info', 'governor']])
+    out['normalized'] = {c: result[c].tolist() for c in sorted(result.columns)}
+    out['nested'] = json_normalize([{'a': {'b': 1, 'c': {'d': 2}}}]).to_dict('records')
+    out['same'] = json_normalize is pd.json_normalize
+    try:
+        pd.read_csv(io.StringIO(''))
+    except EmptyDataError:
+        out['empty'] = True
+    try:
+        pd.read_csv(io.StringIO('a,b\\n1,2\\n1,2,3\\n'))
+    except CParserError:
+        out['cparser'] = ParserCParserError is CParserError is pd.errors.ParserError
+""")
+
+
+def test_moved_pandas_io_names(classic):
+    r = result(classic, "io_names")
+    assert r["normalized"] == {  # the 0.18 docs' example
+        "info.governor": ["Rick Scott"] * 3 + ["John Kasich"] * 2,
+        "name": ["Dade", "Broward", "Palm Beach", "Summit", "Cuyahoga"],
+        "population": [12345, 40000, 60000, 1234, 1337],
+        "shortname": ["FL"] * 3 + ["OH"] * 2, "state": ["Florida"] * 3 + ["Ohio"] * 2}
+    assert r["nested"] == [{"a.b": 1, "a.c.d": 2}] and r["same"]
+    assert r["empty"] and r["cparser"]
+
+
+# -- pandas.tools.rplot -----------------------------------------------------------------------------------------
+
+case("rplot", """
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        import pandas.tools.rplot as rplot
+    out['warned'] = [w.category.__name__ for w in caught if 'rplot' in str(w.message)]
+    df = pd.DataFrame({'a': ['p'] * 9 + ['q'] * 9, 'b': (['u'] * 3 + ['v'] * 3 + ['w'] * 3) * 2,
+                       'x': np.arange(18.), 'y': np.arange(18.) ** 2})
+    plt.figure()
+    plot = rplot.RPlot(df, x='x', y='y')
+    plot.add(rplot.TrellisGrid(['a', 'b']))
+    plot.add(rplot.GeomScatter(colour='red', alpha=0.5))
+    plot.add(rplot.GeomPolyFit(degree=2))
+    fig = plot.render()
+    out['gcf'] = fig is plt.gcf()
+    out['geometry'] = [list(ax.get_subplotspec().get_gridspec().get_geometry()) for ax in fig.axes][:1]
+    out['cells'] = [ax.collections[0].get_offsets().tolist() for ax in fig.axes]
+    out['labels'] = [sorted(c.get_text().get_text() for c in ax.tables[0].get_celld().values()) for ax in fig.axes]
+    out['fit'] = [[len(ax.lines), ax.lines[0].get_ydata().round(6).tolist()] for ax in fig.axes][:1]
+    out['scatter_style'] = [fig.axes[0].collections[0].get_facecolors().round(3).tolist(),
+                            fig.axes[0].collections[0].get_alpha()]
+    out['shared_limits'] = len({ax.get_ylim() for ax in fig.axes}) == 1
+    out['ticks'] = [[len(ax.get_xticks()) > 0, len(ax.get_yticks()) > 0] for ax in fig.axes]
+    shapes = []
+    for by in (['a', '.'], ['.', 'b']):
+        f = plt.figure()
+        p = rplot.RPlot(df, x='x', y='y')
+        p.add(rplot.TrellisGrid(by))
+        p.add(rplot.GeomHistogram(bins=3))
+        p.add(rplot.GeomDensity())
+        out_fig = p.render(f)
+        shapes.append([out_fig is f, list(f.axes[0].get_subplotspec().get_gridspec().get_geometry()),
+                       [sum(patch.get_height() for patch in ax.patches) for ax in f.axes], len(f.axes[0].lines)])
+    out['one_side'] = shapes
+    f = plt.figure()
+    p = rplot.RPlot(df, x='x', y='y')
+    p.add(rplot.GeomPoint(colour=rplot.ScaleRandomColour('a'), shape=rplot.ScaleShape('b'),
+                          size=rplot.ScaleSize('x', min_size=10.0, max_size=100.0)))
+    p.render(f)
+    out['points'] = [len(f.axes[0].collections), f.axes[0].collections[-1].get_sizes().tolist(),
+                     len(f.legends), f.axes[0].get_xlabel()]
+    try:
+        rplot.TrellisGrid(['.', '.'])
+    except ValueError as exc:
+        out['two_dots'] = str(exc)
+    try:
+        rplot.RPlot(df).add('not a layer')
+    except TypeError:
+        out['add_type'] = True
+    plt.close('all')
+""")
+
+
+def test_rplot_trellis(classic):
+    r = result(classic, "rplot")
+    assert r["warned"] == ["FutureWarning"] and r["gcf"] and r["geometry"] == [[2, 3]]
+    assert r["cells"] == [[[3.0 * k + i, (3.0 * k + i) ** 2] for i in range(3)] for k in range(6)]
+    assert r["labels"] == [[f"a = {a}", f"b = {b}"] for a in "pq" for b in "uvw"]
+    assert r["fit"] == [[1, [0.0, 1.0, 4.0]]]  # degree 2 through (0, 0), (1, 1), (2, 4), over x's range
+    assert r["scatter_style"] == [[[1.0, 0.0, 0.0, 0.5]], 0.5] and r["shared_limits"]
+    assert r["ticks"] == [[False, True], [False, False], [False, False], [True, True], [True, False], [True, False]]
+    assert r["one_side"] == [[True, [2, 1], [9, 9], 1], [True, [1, 3], [6, 6, 6], 1]]
+    assert r["points"] == [18, [100.0], 1, "x"]
+    assert r["two_dots"] == "At least one of grouping attributes must be not a dot" and r["add_type"]

@@ -15,6 +15,14 @@ a shim only changes a call that would raise without it.
   ``sys.meta_path``: it is asked only after every real finder has failed.
 * ``pickle.load``/``loads`` retry a Python 2 pickle with ``encoding='latin1'`` only after the
   original call raised ``UnicodeDecodeError``.
+* Old frequency aliases (``'M'``, ``'A'``, ``'H'``, ``'15T'``...) are translated only after the
+  original call raised its "Invalid frequency" ``ValueError``: the call is retried once with the
+  modern spelling (``'ME'``, ``'YE'``, ``'h'``, ``'15min'``; for periods ``'Y'``, ``'h'``...).
+* matplotlib 1.5's ``plot(..., axes=ax)``: ``Axes.plot`` (which ``pyplot.plot`` calls) retries
+  on ``ax`` only after the original raised "got multiple values for argument 'axes'". It is
+  patched at install() when ``matplotlib.axes`` is already imported (the template imports pyplot
+  first), else by a one-shot hook at the front of ``sys.meta_path`` that runs after the real
+  import of ``matplotlib.axes`` and then removes itself (it finds nothing for any other name).
 
 Pure Python: no network, no files. This module imports only the standard library; ``install()``
 imports pandas and numpy (already loaded by the template). ``CATALOGUE`` lists what it provides.
@@ -28,6 +36,7 @@ import importlib.util
 import inspect
 import math
 import pickle
+import re
 import sys
 import warnings
 from typing import Callable, NamedTuple
@@ -43,7 +52,8 @@ class Shim(NamedTuple):
 
 CATALOGUE: list[Shim] = []
 _ENTRIES: list[tuple[str, str, str, Callable]] = []  # (owner, name, mode, fn)
-_LABEL = {"DataFrame": "DataFrame.", "Series": "Series.", "pd": "pd.", "np": "np.", "pickle": "pickle."}
+_LABEL = {"DataFrame": "DataFrame.", "Series": "Series.", "pd": "pd.", "np": "np.", "pickle": "pickle.",
+          "Axes": "Axes."}
 _installed = False
 
 
@@ -645,7 +655,7 @@ def _resample(original, args, kwargs):
     if kwargs.pop("axis", 0) not in (0, "index"):
         raise NotImplementedError("resample(axis=1) is not provided by scorepub's classic layer")
     if base:
-        rule = pd.tseries.frequencies.to_offset(args[1] if len(args) > 1 else kwargs["rule"])
+        rule = _offset(args[1] if len(args) > 1 else kwargs["rule"])
         kwargs["offset"] = pd.Timedelta(rule.nanos // rule.n * base, "ns")
     r = original(*args, **kwargs)
     if how is not None:
@@ -654,7 +664,7 @@ def _resample(original, args, kwargs):
         r = getattr(r, {"pad": "ffill", "backfill": "bfill"}.get(fill, fill))(limit=limit)
     if isinstance(r, (pd.Series, pd.DataFrame)):
         if loffset is not None:
-            r.index = r.index + pd.tseries.frequencies.to_offset(loffset)
+            r.index = r.index + _offset(loffset)
         if kind == "period":
             r = r.to_period()
         elif kind == "timestamp":
@@ -998,6 +1008,226 @@ def value_counts(values, sort=True, ascending=False, normalize=False, bins=None,
     return result
 
 
+# -- frequency aliases ----------------------------------------------------------------------------------
+# pandas 0.18 offset aliases ("M month end frequency", "BM business month end", "Q quarter end",
+# "A year end", "BA business year end", "AS year start", "H hourly", "BH business hour",
+# "T, min minutely", "S secondly", "L, ms milliseconds", "U, us microseconds", "N nanoseconds";
+# anchored "Q-DEC", "A-JUN"...; multiples "15T", "2H"; combined "1H30T"). 0.18 upper-cased a code
+# (but 'MS', month start) after mapping the lower-case spellings 'min', 'ms', 'us', 'ns'.
+
+_FREQ_TOKEN = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)?)\s*([A-Za-z]+)((?:-[0-9A-Za-z]+)*)")
+_FREQ_LOWER = {"Min": "T", "min": "T", "ms": "L", "us": "U", "ns": "N"}
+_OFFSET_ALIASES = {"M": "ME", "BM": "BME", "SM": "SME", "CBM": "CBME", "Q": "QE", "BQ": "BQE", "A": "YE",
+                   "Y": "YE", "BA": "BYE", "BY": "BYE", "AS": "YS", "BAS": "BYS", "H": "h", "BH": "bh",
+                   "CBH": "cbh", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
+# periods: 'M', 'Q', 'W', 'D', 'B' are what pandas 3 still spells them; only these changed
+_PERIOD_ALIASES = {"A": "Y", "H": "h", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
+
+
+def modern_freq(freq, period: bool = False):
+    """The pandas 3 spelling of a 0.18 frequency string ('M' -> 'ME', '15T' -> '15min', 'Q-NOV' ->
+    'QE-NOV'; with period=True 'A' -> 'Y', 'H' -> 'h' and 'M' stays 'M'). Anything else, and codes
+    that are spelled the same today, come back unchanged."""
+    if not isinstance(freq, str):
+        return freq
+    table, out, at = (_PERIOD_ALIASES if period else _OFFSET_ALIASES), [], 0
+    for m in _FREQ_TOKEN.finditer(freq):
+        if m.start() != at:
+            return freq
+        n, code, anchor = m.groups()
+        old = _FREQ_LOWER.get(code, code if code == "MS" else code.upper())
+        out.append(n + table.get(old, code) + anchor)
+        at = m.end()
+    return "".join(out) if out and at == len(freq) else freq
+
+
+def _bad_freq(exc: BaseException) -> bool:
+    return isinstance(exc, ValueError) and "requency" in str(exc)
+
+
+def _offset(value, period: bool = False):
+    """to_offset(value), with a 0.18 alias translated when pandas 3 refuses it."""
+    to_offset = pd.tseries.frequencies.to_offset
+    try:
+        return to_offset(value)
+    except ValueError as exc:
+        new = modern_freq(value, period)
+        if new == value or not _bad_freq(exc):
+            raise
+    return to_offset(new)
+
+
+def _freq_retry(param: str, position: int, period=False):
+    """Factory for a wrapper that calls the original; only when that raised an invalid-frequency
+    ValueError and the frequency (keyword `param`, or positional `position`) is a 0.18 alias that
+    translates, it calls the original once more with the modern alias. period: a bool, or
+    period(args, kwargs) -> bool (does the call build periods?)."""
+    def factory(original):
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            try:
+                return original(*args, **kwargs)
+            except ValueError as exc:
+                if not _bad_freq(exc):
+                    raise
+                where = param if param in kwargs else (position if len(args) > position else None)
+                value = kwargs[where] if isinstance(where, str) else (None if where is None else args[where])
+                is_period = period(args, kwargs) if callable(period) else period
+                new = modern_freq(value, is_period)
+                if new == value:
+                    raise
+            if isinstance(where, str):
+                kwargs = {**kwargs, where: new}
+            else:
+                args = args[:where] + (new,) + args[where + 1:]
+            return original(*args, **kwargs)
+
+        wrapper.__classic_compat__ = True
+        return wrapper
+    return factory
+
+
+def _on_periods(args, kwargs) -> bool:
+    """A method of a Series/DataFrame whose index holds periods."""
+    return isinstance(getattr(args[0], "index", None), pd.PeriodIndex)
+
+
+def _grouper_on_periods(args, kwargs) -> bool:
+    """TimeGrouper(obj, freq, key, ...): pandas parses the rule as a period when obj's index (or
+    its `key` column) holds periods; pd.Grouper(freq=...) has no obj yet."""
+    obj = kwargs.get("obj", args[1] if len(args) > 1 else None)
+    key = kwargs.get("key", args[3] if len(args) > 3 else None)
+    if obj is None:
+        return False
+    if key is None:
+        return isinstance(getattr(obj, "index", None), pd.PeriodIndex)
+    try:
+        return getattr(obj[key], "dtype", None) == "period"
+    except (KeyError, TypeError):
+        return False
+
+
+_FREQ_NEW = "freq='ME' (month end), 'QE', 'YE', 'h', 'min', 's', 'ms'... (periods: 'M', 'Y', 'h'...)"
+for _owner, _name, _label, _param, _pos, _period in [
+    ("pd", "date_range", "pd.date_range(freq='M'/'A'/'H'/'T'...)", "freq", 3, False),
+    ("pd", "bdate_range", "pd.bdate_range(freq='BM'/'BH'...)", "freq", 3, False),
+    ("pd", "timedelta_range", "pd.timedelta_range(freq='H'/'T'/'S'...)", "freq", 3, False),
+    ("pd", "period_range", "pd.period_range(freq='A'/'H'/'T'...)", "freq", 3, True),
+    ("TimeGrouper", "__init__", "pd.Grouper(freq='M') / .resample('M') / pd.TimeGrouper('M')", "freq", 2,
+     _grouper_on_periods),
+    ("DataFrame", "asfreq", "DataFrame.asfreq('H'/'M'...)", "freq", 1, _on_periods),
+    ("Series", "asfreq", "Series.asfreq('H'/'M'...)", "freq", 1, _on_periods),
+    ("DataFrame", "shift", "DataFrame.shift(n, freq='H'/'M'...)", "freq", 2, _on_periods),
+    ("Series", "shift", "Series.shift(n, freq='H'/'M'...)", "freq", 2, _on_periods),
+    ("DatetimeIndex", "to_period", "DataFrame.to_period('A'/'H'...) / Series.to_period / DatetimeIndex.to_period",
+     "freq", 1, True),
+    ("PeriodIndex", "__new__", "pd.PeriodIndex(data, freq='A'/'H'...)", "freq", 2, True),
+    ("Period", "__new__", "pd.Period(value, freq='A'/'H'...)", "freq", 2, True),
+]:
+    _ENTRIES.append((_owner, _name, "wrap", _freq_retry(_param, _pos, _period)))
+    CATALOGUE.append(Shim(_label, _FREQ_NEW))
+
+
+@_shim("DataFrame Series", "tshift", ".shift(periods, freq='infer')")
+def _tshift(self, periods=1, freq=None, axis=0):
+    """0.18 tshift(periods=1, freq=None, axis=0): "Shift the time index, using the index's frequency
+    if available" (freq: the index's freq, else its inferred_freq; "Freq was not given and was not
+    set in the index" otherwise); the data stay, the labels move; periods=0 returns the object."""
+    index = self._get_axis(axis)
+    if freq is None:
+        freq = getattr(index, "freq", None)
+    if freq is None:
+        freq = getattr(index, "inferred_freq", None)
+    if freq is None:
+        raise ValueError("Freq was not given and was not set in the index")
+    if periods == 0:
+        return self
+    return self.shift(periods, freq=freq, axis=axis)
+
+
+# -- matplotlib 1.5: plot(..., axes=ax) ------------------------------------------------------------------
+
+def _axes_plot(original):
+    @functools.wraps(original)
+    def plot(self, *args, **kwargs):
+        """matplotlib 1.5 took ``axes=ax`` in plot() as a Line2D property and drew the lines on ax
+        (pyplot.plot(x, y, axes=ax, color='red')); matplotlib 3 raises "got multiple values for
+        argument 'axes'". Only after that TypeError the call is made as ax.plot(...) without it."""
+        try:
+            return original(self, *args, **kwargs)
+        except TypeError as exc:
+            if "axes" not in kwargs or "multiple values for argument 'axes'" not in str(exc):
+                raise
+        rest = {k: v for k, v in kwargs.items() if k != "axes"}
+        ax = kwargs["axes"]
+        return original(self, *args, **rest) if ax is None or ax is self else ax.plot(*args, **rest)
+    plot.__classic_compat__ = True
+    return plot
+
+
+_shim("Axes", "plot", "ax.plot(...) (the axes= keyword dropped)", "wrap", "(..., axes=ax)")(_axes_plot)
+CATALOGUE.append(Shim("plt.plot(..., axes=ax)", "ax.plot(...) (the axes= keyword dropped)"))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs `then(module)` once, right after the real import of module `name`: it sits first in
+    sys.meta_path only until then, answers None for every other name, and lets the remaining
+    finders find `name` (its spec's loader is wrapped so that exec_module is followed by `then`)."""
+
+    def __init__(self, name: str, then: Callable):
+        self.name, self.then, self.busy = name, then, False
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name or self.busy:
+            return None
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self.busy = False
+        if spec is None or spec.loader is None:
+            return spec
+        real, then, hook = spec.loader, self.then, self
+
+        class Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return real.create_module(spec)
+
+            def exec_module(self, module):
+                real.exec_module(module)
+                module.__loader__ = spec.loader = real
+                if hook in sys.meta_path:
+                    sys.meta_path.remove(hook)
+                then(module)
+
+        spec.loader = Loader()
+        return spec
+
+
+def _install_matplotlib(axes_module) -> None:
+    _apply({"Axes": axes_module.Axes})
+
+
+_MPL_HOOK = _AfterImport("matplotlib.axes", _install_matplotlib)
+
+
+# -- pandas.io names that moved ---------------------------------------------------------------------------
+
+_IO_NAMES = {  # (0.18 module, name): (module that has it now, its name there)
+    ("pandas.io.json", "json_normalize"): ("pandas", "json_normalize"),
+    ("pandas.io.common", "EmptyDataError"): ("pandas.errors", "EmptyDataError"),
+    ("pandas.io.common", "CParserError"): ("pandas.errors", "ParserError"),
+    ("pandas.io.common", "DtypeWarning"): ("pandas.errors", "DtypeWarning"),
+    ("pandas.io.common", "ParserWarning"): ("pandas.errors", "ParserWarning"),
+}
+# 0.18: "pandas.io.json.json_normalize(data, record_path=None, meta=None, meta_prefix=None,
+# record_prefix=None): "Normalize" semi-structured JSON data into a flat table" (pd.json_normalize
+# takes the same parameters first); pandas.io.common defined the read_csv errors and warnings that
+# pandas.errors holds now (CParserError is ParserError: read_csv raises that).
+for (_module, _name), (_where, _now) in _IO_NAMES.items():
+    CATALOGUE.append(Shim(f"{_module}.{_name}", f"{'pd' if _where == 'pandas' else _where}.{_now}"))
+
+
 # -- numpy ------------------------------------------------------------------------------------------
 
 for _name, _new, _make in [
@@ -1124,6 +1354,356 @@ _shim("pickle", "load", "pickle.load(f, encoding='latin1')", "wrap", "(a Python 
 _shim("pickle", "loads", "pickle.loads(b, encoding='latin1')", "wrap", "(a Python 2 pickle)")(_pickle_loads)
 
 
+# -- pandas.tools.rplot ------------------------------------------------------------------------------------
+
+_RPLOT_WARNING = ("The rplot trellis plotting interface is deprecated and will be removed in a future "
+                  "version (pandas 0.16+); seaborn (FacetGrid) offers the same, refined.")
+
+
+def _rplot_namespace() -> dict:
+    """pandas 0.18's ``pandas.tools.rplot`` ("Trellis plotting interface", deprecated since 0.16),
+    on matplotlib: RPlot(data, x=None, y=None) with .add(layer) and .render(fig=None) (plt.gcf()
+    when not given; returns the figure); TrellisGrid([row_attr, col_attr]) ('.' = no split on
+    that side) arranges one subplot per group, in groupby order, row by row; the geoms are
+    GeomPoint(size=, colour=, shape=, alpha=) (one marker a row, scales allowed),
+    GeomScatter(marker='o', colour='lightblue', alpha=1.0), GeomPolyFit(degree, lw=2.0,
+    colour='grey'), GeomHistogram(bins=10, colour='lightblue'), GeomDensity(), GeomDensity2D();
+    the scales ScaleGradient, ScaleGradient2, ScaleSize, ScaleShape, ScaleRandomColour,
+    ScaleConstant. A layer without data or aesthetics takes them from the layer before it; a
+    trellised plot shares its axis limits, labels each cell "attr = value" in a table on top and
+    keeps tick labels on the left column and bottom row only."""
+    import copy
+    import random
+
+    class Scale:
+        """Base class for mappings between data attributes and graphical ones."""
+        categorical = False
+
+    def _value(data, column, index):
+        return data[column].iloc[index]
+
+    class ScaleGradient(Scale):
+        """Colour between colour1 (smallest value of `column`) and colour2 (largest)."""
+
+        def __init__(self, column, colour1, colour2):
+            self.column, self.colour1, self.colour2 = column, colour1, colour2
+
+        def __call__(self, data, index):
+            x, lo, hi = _value(data, self.column, index), min(data[self.column]), max(data[self.column])
+            t = (x - lo) / (hi - lo)
+            return tuple(a + (b - a) * t for a, b in zip(self.colour1, self.colour2))
+
+    class ScaleGradient2(Scale):
+        """As ScaleGradient, along colour1 -> colour2 -> colour3."""
+
+        def __init__(self, column, colour1, colour2, colour3):
+            self.column, self.colour1, self.colour2, self.colour3 = column, colour1, colour2, colour3
+
+        def __call__(self, data, index):
+            x, lo, hi = _value(data, self.column, index), min(data[self.column]), max(data[self.column])
+            t = (x - lo) / (hi - lo)
+            start, end, t = (self.colour1, self.colour2, t * 2.0) if t < 0.5 else (
+                self.colour2, self.colour3, (t - 0.5) * 2.0)
+            return tuple(a + (b - a) * t for a, b in zip(start, end))
+
+    class ScaleSize(Scale):
+        """Marker size between min_size and max_size by the value of `column`, then transform."""
+
+        def __init__(self, column, min_size=5.0, max_size=100.0, transform=lambda x: x):
+            self.column, self.min_size, self.max_size, self.transform = column, min_size, max_size, transform
+
+        def __call__(self, data, index):
+            x = _value(data, self.column, index)
+            lo, hi = float(min(data[self.column])), float(max(data[self.column]))
+            return self.transform(self.min_size + (x - lo) / (hi - lo) * (self.max_size - self.min_size))
+
+    class ScaleShape(Scale):
+        """A marker per value of a categorical `column` (at most 10 values)."""
+        categorical = True
+
+        def __init__(self, column):
+            self.column = column
+            self.shapes = ["o", "+", "s", "*", "^", "<", ">", "v", "|", "x"]
+            self.legends = set()
+
+        def __call__(self, data, index):
+            values = sorted(set(data[self.column]))
+            if len(values) > len(self.shapes):
+                raise ValueError("Too many different values of the categorical attribute for ScaleShape")
+            return self.shapes[values.index(_value(data, self.column, index))]
+
+    class ScaleRandomColour(Scale):
+        """A random RGB colour per value of `column`, the same for the same value (seeded by it)."""
+        categorical = True
+
+        def __init__(self, column):
+            self.column = column
+
+        def __call__(self, data, index):
+            rng = random.Random(_value(data, self.column, index))
+            return [rng.random() for _ in range(3)]
+
+    class ScaleConstant(Scale):
+        """Always `value`."""
+
+        def __init__(self, value):
+            self.value = value
+
+        def __call__(self, data, index):
+            return self.value
+
+    def default_aes(x=None, y=None):
+        """The first layer's aesthetics: x, y, size 40, colour grey, shape 'o', alpha 1."""
+        return {"x": x, "y": y, "size": ScaleConstant(40.0), "colour": ScaleConstant("grey"),
+                "shape": ScaleConstant("o"), "alpha": ScaleConstant(1.0)}
+
+    def make_aes(x=None, y=None, size=None, colour=None, shape=None, alpha=None):
+        """An aesthetics dict; plain values become ScaleConstant, None means "from the layer before"."""
+        allowed = {"size": (ScaleConstant, ScaleSize), "colour": (ScaleConstant, ScaleGradient, ScaleGradient2,
+                                                                 ScaleRandomColour),
+                   "shape": (ScaleConstant, ScaleShape), "alpha": (ScaleConstant,)}
+        aes = {"x": x, "y": y}
+        for name, value in (("size", size), ("colour", colour), ("shape", shape), ("alpha", alpha)):
+            if value is not None and not callable(value):
+                value = ScaleConstant(value)
+            if value is not None and not isinstance(value, allowed[name]):
+                raise ValueError(f"{name} mapping should be done through "
+                                 + " or ".join(c.__name__ for c in allowed[name]))
+            aes[name] = value
+        return aes
+
+    def _target(fig, ax):
+        return ax if ax is not None else (fig.gca() if fig is not None else None)
+
+    class Layer:
+        """One plot layer: data (None: the previous layer's) and aesthetics."""
+
+        def __init__(self, data=None, **kwds):
+            self.data = data
+            self.aes = make_aes(**kwds)
+            self.legend = {}
+
+        def work(self, fig=None, ax=None):
+            return fig, ax
+
+    class GeomPoint(Layer):
+        """A marker per row, its size, colour, shape and alpha from the (scale) aesthetics."""
+
+        def work(self, fig=None, ax=None):
+            ax = _target(fig, ax)
+            if ax is None:
+                return fig, ax
+            aes = self.aes
+            for i in range(len(self.data)):
+                row = self.data.iloc[i]
+                colour = aes["colour"](self.data, i)
+                patch = ax.scatter(row[aes["x"]], row[aes["y"]], s=aes["size"](self.data, i),
+                                   color=colour, marker=aes["shape"](self.data, i), alpha=aes["alpha"](self.data, i))
+                label = []
+                for scale in (aes["colour"], aes["shape"]):
+                    if scale.categorical:
+                        label += [scale.column, row[scale.column]]
+                self.legend[tuple(label)] = patch
+            ax.set_xlabel(aes["x"])
+            ax.set_ylabel(aes["y"])
+            return fig, ax
+
+    class GeomPolyFit(Layer):
+        """A least-squares polynomial of `degree` through (x, y), drawn over x's range."""
+
+        def __init__(self, degree, lw=2.0, colour="grey"):
+            self.degree, self.lw, self.colour = degree, lw, colour
+            Layer.__init__(self)
+
+        def work(self, fig=None, ax=None):
+            ax = _target(fig, ax)
+            if ax is None:
+                return fig, ax
+            from numpy.polynomial import polynomial
+            x, y = self.data[self.aes["x"]], self.data[self.aes["y"]]
+            coef = polynomial.polyfit(x, y, self.degree)
+            xs = np.linspace(min(x), max(x), len(x))
+            ax.plot(xs, polynomial.polyval(xs, coef), lw=self.lw, c=self.colour)
+            return fig, ax
+
+    class GeomScatter(Layer):
+        """One scatter of (x, y): "An efficient scatter plot, use this instead of GeomPoint"."""
+
+        def __init__(self, marker="o", colour="lightblue", alpha=1.0):
+            self.marker, self.colour, self.alpha = marker, colour, alpha
+            Layer.__init__(self)
+
+        def work(self, fig=None, ax=None):
+            ax = _target(fig, ax)
+            if ax is None:
+                return fig, ax
+            ax.scatter(self.data[self.aes["x"]], self.data[self.aes["y"]], marker=self.marker, c=self.colour,
+                       alpha=self.alpha)
+            return fig, ax
+
+    class GeomHistogram(Layer):
+        """A histogram of x."""
+
+        def __init__(self, bins=10, colour="lightblue"):
+            self.bins, self.colour = bins, colour
+            Layer.__init__(self)
+
+        def work(self, fig=None, ax=None):
+            ax = _target(fig, ax)
+            if ax is None:
+                return fig, ax
+            ax.hist(np.asarray(self.data[self.aes["x"]]), self.bins, facecolor=self.colour)
+            ax.set_xlabel(self.aes["x"])
+            return fig, ax
+
+    class GeomDensity(Layer):
+        """A Gaussian kernel density estimate of x, over 200 points of its range."""
+
+        def work(self, fig=None, ax=None):
+            ax = _target(fig, ax)
+            if ax is None:
+                return fig, ax
+            from scipy.stats import gaussian_kde
+            x = self.data[self.aes["x"]]
+            grid = np.linspace(x.min(), x.max(), 200)
+            ax.plot(grid, gaussian_kde(x).evaluate(grid))
+            return fig, ax
+
+    class GeomDensity2D(Layer):
+        """Contours of a 2-D Gaussian kernel density estimate of (x, y) on a 200 x 200 grid."""
+
+        def work(self, fig=None, ax=None):
+            ax = _target(fig, ax)
+            if ax is None:
+                return fig, ax
+            from scipy.stats import gaussian_kde
+            x, y = self.data[self.aes["x"]], self.data[self.aes["y"]]
+            X, Y = np.mgrid[x.min():x.max():200j, y.min():y.max():200j]
+            Z = gaussian_kde(np.vstack([x, y]))(np.vstack([X.ravel(), Y.ravel()])).reshape(X.shape)
+            ax.contour(Z, extent=[x.min(), x.max(), y.min(), y.max()])
+            return fig, ax
+
+    class TrellisGrid(Layer):
+        """Split the data by two attributes, rows by the first and columns by the second; '.' in
+        one place means no split there (one row, or one column)."""
+
+        def __init__(self, by):
+            if len(by) != 2:
+                raise ValueError("You must give a list of length 2 to group by")
+            if by[0] == "." and by[1] == ".":
+                raise ValueError("At least one of grouping attributes must be not a dot")
+            self.by = by
+            self.data, self.aes, self.legend = None, make_aes(), {}
+
+        def trellis(self, layers):
+            """A rows x cols grid of copies of each layer, each holding one group's data."""
+            grids = []
+            for layer in layers:
+                keys = self.by[1] if self.by[0] == "." else self.by[0] if self.by[1] == "." else list(self.by)
+                grouped = list(layer.data.groupby(keys))
+                names = [g for g, _ in grouped]
+                if isinstance(keys, list):
+                    self.rows, self.cols = len({g[0] for g in names}), len({g[1] for g in names})
+                elif self.by[0] == ".":
+                    self.rows, self.cols = 1, len(names)
+                else:
+                    self.rows, self.cols = len(names), 1
+                grid = [[None] * self.cols for _ in range(self.rows)]
+                self.group_grid = [[None] * self.cols for _ in range(self.rows)]
+                for k, (name, part) in enumerate(grouped):  # filled row by row, in groupby order
+                    r, c = divmod(k, self.cols)
+                    clone = copy.deepcopy(layer)
+                    clone.data = part
+                    grid[r][c], self.group_grid[r][c] = clone, name
+                grids.append(grid)
+            return grids
+
+    def _chain(pairs):
+        for before, after in pairs:
+            if before is None or after is None:
+                continue
+            if after.data is None:
+                after.data = before.data
+            for key, value in after.aes.items():
+                if value is None:
+                    after.aes[key] = before.aes[key]
+
+    def _legend(fig, layers):
+        legend = {}
+        for layer in layers:
+            if layer is not None:
+                legend.update(layer.legend)
+        if not legend:
+            return
+        keys = sorted(legend, key=lambda k: tuple(str(v) for v in k[1::2]))
+        if any(len(k) not in (2, 4) for k in keys):
+            raise ValueError("Maximum 2 categorical attributes to display a lengend of")
+        labels = [", ".join(str(v) for v in k[1::2]) for k in keys]
+        fig.legend([legend[k] for k in keys], labels, loc="upper right")
+
+    class RPlot:
+        """The main plot object: RPlot(data, x=None, y=None); add layers, then render()."""
+
+        def __init__(self, data, x=None, y=None):
+            self.layers = [Layer(data, **default_aes(x=x, y=y))]
+
+        def add(self, layer):
+            if not isinstance(layer, Layer):
+                raise TypeError("The operand on the right side of + must be a Layer instance")
+            self.layers.append(layer)
+
+        def render(self, fig=None):
+            """Draw every layer on fig (plt.gcf() when None) and return fig."""
+            if fig is None:
+                import matplotlib.pyplot as plt
+                fig = plt.gcf()
+            trellis = [layer for layer in self.layers if isinstance(layer, TrellisGrid)]
+            layers = [layer for layer in self.layers if not isinstance(layer, TrellisGrid)]
+            _chain(zip(layers[:-1], layers[1:]))
+            if not trellis:
+                for layer in layers:
+                    layer.work(fig=fig)
+                _legend(fig, layers)
+                return fig
+            grid_of = trellis[-1]
+            grids = grid_of.trellis(layers)
+            rows, cols = grid_of.rows, grid_of.cols
+            for g1, g2 in zip(grids[:-1], grids[1:]):
+                _chain(zip([c for row in g1 for c in row], [c for row in g2 for c in row]))
+            axes = [fig.add_subplot(rows, cols, k + 1) for k in range(rows * cols)]  # one per cell, reused
+            for grid in grids:
+                for k, ax in enumerate(axes):
+                    cell = grid[k // cols][k % cols]
+                    if cell is not None:
+                        cell.work(ax=ax)
+            lo_x, hi_x = min(a.get_xlim()[0] for a in axes), max(a.get_xlim()[1] for a in axes)
+            lo_y, hi_y = min(a.get_ylim()[0] for a in axes), max(a.get_ylim()[1] for a in axes)
+            for k, ax in enumerate(axes):
+                ax.set_xlim(lo_x, hi_x)
+                ax.set_ylim(lo_y, hi_y)
+                if k % cols:
+                    ax.get_yaxis().set_ticks([])
+                    ax.set_ylabel("")
+                if k // cols != rows - 1:
+                    ax.get_xaxis().set_ticks([])
+                    ax.set_xlabel("")
+                name = grid_of.group_grid[k // cols][k % cols]
+                if name is None:
+                    continue
+                by = [b for b in grid_of.by if b != "."]
+                values = list(name) if len(by) == 2 else [name[0] if isinstance(name, tuple) else name]
+                text = [[f"{b} = {v}"] for b, v in zip(by, values)]
+                ax.table(cellText=text, loc="top", cellLoc="center", cellColours=[["lightgrey"]] * len(text))
+            _legend(fig, [c for row in grids[-1] for c in row])
+            fig.subplots_adjust(wspace=0.05, hspace=0.2)
+            return fig
+
+    names = {k: v for k, v in locals().items() if not k.startswith("_") and k not in ("copy", "random")}
+    for name, value in names.items():
+        value.__module__, value.__qualname__ = "pandas.tools.rplot", name
+    return names
+
+
 # -- old module paths ------------------------------------------------------------------------------
 
 _PLOTTING = ("scatter_matrix", "parallel_coordinates", "andrews_curves", "radviz", "lag_plot",
@@ -1141,7 +1721,10 @@ _MODULES = {
     "pandas.stats.moments": (("pandas",), False, "x.rolling(...) / x.expanding() / x.ewm(...)"),
     "pandas.util.testing": (("pandas.testing",), False, "pandas.testing"),
     "sklearn.externals.joblib": (("joblib",), False, "import joblib"),
+    "pandas.tools.rplot": ((), False, "seaborn.FacetGrid (or plt.subplots + ax.scatter/ax.plot per group)"),
+    "pandas.parser": (("pandas.errors",), False, "pandas.errors (CParserError is ParserError)"),
 }
+_RENAMED = {"pandas.parser": {"CParserError": "ParserError"}}  # alias: {0.18 name: modern name}
 for _name, (_, _, _new) in _MODULES.items():
     CATALOGUE.append(Shim(f"import {_name}", _new))
 
@@ -1167,15 +1750,19 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             if prefix + name in _MODULES:  # pandas.tools.plotting without importing it first
                 return importlib.import_module(prefix + name)
             if not name.startswith("__"):
+                modern = _RENAMED.get(module.__name__, {}).get(name, name)
                 for source in sources:
                     mod = importlib.import_module(source)
-                    if hasattr(mod, name):
-                        return getattr(mod, name)
+                    if hasattr(mod, modern):
+                        return getattr(mod, modern)
             raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
 
         module.__getattr__ = __getattr__
         if module.__name__ == "pandas.tools.plotting":
             module.__all__ = list(_PLOTTING)
+        elif module.__name__ == "pandas.tools.rplot":
+            module.__dict__.update(_rplot_namespace())
+            warnings.warn(_RPLOT_WARNING, FutureWarning, stacklevel=2)
         elif module.__name__ == "pandas.stats.moments":
             module.__all__ = sorted(n for o, n, _, _ in _ENTRIES if o == "pd" and n.startswith(("rolling_", "expanding_", "ewm")))
 
@@ -1185,6 +1772,23 @@ _FINDER = _AliasFinder()
 
 # -- install ----------------------------------------------------------------------------------------
 
+def _apply(owners: dict) -> None:
+    """Add what is missing and wrap what must be wrapped, for the entries of these owners."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's __getattr__ warns while hasattr() probes np.object
+        for owner, name, mode, fn in _ENTRIES:
+            target = owners.get(owner)
+            if target is None:
+                continue
+            if mode == "wrap":
+                original = getattr(target, name, None)
+                if original is not None and not getattr(original, "__classic_compat__", False):
+                    wrapped = fn(original)
+                    setattr(target, name, staticmethod(wrapped) if name == "__new__" else wrapped)
+            elif not hasattr(target, name):
+                setattr(target, name, fn() if mode == "value" else fn)
+
+
 def install() -> None:
     """Install every shim once (idempotent): add what is missing, wrap what must be wrapped."""
     global pd, np, _installed
@@ -1192,19 +1796,20 @@ def install() -> None:
         return
     import numpy
     import pandas
+    import pandas.core.resample
 
     pd, np = pandas, numpy
-    owners = {"DataFrame": pandas.DataFrame, "Series": pandas.Series, "pd": pandas, "np": numpy, "pickle": pickle}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy's __getattr__ warns while hasattr() probes np.object
-        for owner, name, mode, fn in _ENTRIES:
-            target = owners[owner]
-            if mode == "wrap":
-                original = getattr(target, name, None)
-                if original is not None and not getattr(original, "__classic_compat__", False):
-                    setattr(target, name, fn(original))
-            elif not hasattr(target, name):
-                setattr(target, name, fn() if mode == "value" else fn)
+    _apply({"DataFrame": pandas.DataFrame, "Series": pandas.Series, "pd": pandas, "np": numpy, "pickle": pickle,
+            "TimeGrouper": pandas.core.resample.TimeGrouper, "Period": pandas.Period,
+            "PeriodIndex": pandas.PeriodIndex, "DatetimeIndex": pandas.DatetimeIndex})
+    for (module, name), (where, now) in _IO_NAMES.items():
+        target = importlib.import_module(module)
+        if not hasattr(target, name):
+            setattr(target, name, getattr(importlib.import_module(where), now))
+    if "matplotlib.axes" in sys.modules:  # the template imported pyplot already
+        _install_matplotlib(sys.modules["matplotlib.axes"])
+    elif _MPL_HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _MPL_HOOK)
     if _FINDER not in sys.meta_path:
         sys.meta_path.append(_FINDER)
     for name in ("tools", "stats"):  # 0.18's `import pandas` bound pd.tools and pd.stats
