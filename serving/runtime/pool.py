@@ -120,7 +120,7 @@ class TemplateProcess:
         self.layers = header.get("layers") or {}
         if header.get("op") != "ready":
             self.close()
-            if header.get("kind") == "sandbox":
+            if header.get("kind") in ("sandbox", "prepare"):  # not the script's fault: a 500
                 raise WorkerCrashed(str(header.get("message", "the sandbox could not be set up")))
             raise ScriptFailed(str(header.get("message", "the script failed to load")),
                                str(header.get("traceback", "")), str(header.get("log", "")), at_load=True)

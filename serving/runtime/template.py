@@ -315,6 +315,10 @@ def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
         messages.send(sock, {"op": "load_failed", "kind": "sandbox", "layers": template.layers,
                              "message": f"the sandbox could not be set up: {exc}"})
         return 4
+    except Exception as exc:  # noqa: BLE001 - a damaged artifact, or a fault of ours: said, not a bare exit
+        messages.send(sock, {"op": "load_failed", "kind": "prepare", "layers": template.layers,
+                             "message": f"the service could not be prepared: {type(exc).__name__}: {exc}"[:2000]})
+        return 5
     log_path = template.workers_dir / LOG_NAME
     try:
         with _capture(log_path):
