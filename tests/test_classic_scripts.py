@@ -375,3 +375,26 @@ def test_the_classic_package_set_imports_and_works_in_the_sandbox(tmp_path, publ
     result = publish(folder).call([{"x": 0.0, "y": 1.0}, {"x": 1.0, "y": 3.0}, {"x": 2.0, "y": 5.0}])
     assert result.output.to_frame().iloc[0].to_dict() == {"slope": 2.0, "sk": 2.0, "r": 1.0, "stem": "run"}
     assert [name for name, _ in result.plots] == ["reg.png"]
+
+
+def test_links_a_script_leaves_never_make_the_server_chmod_anything(tmp_path, settings):
+    import os
+    import stat
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    os.chmod(victim, 0o1777)
+    folder = experiment(tmp_path, f"""
+        import os
+        def azureml_main(dataframe1 = None, dataframe2 = None):
+            os.symlink({str(victim)!r}, os.path.join(os.environ['HOME'], 'x'))
+            os.symlink({str(victim)!r}, 'y')
+            return dataframe1,
+        """, bundle={"data.txt": "read-only"})
+    service = Published(settings, folder)
+    try:
+        assert service.call([{"a": 1}]).output.to_frame()["a"].tolist() == [1]
+    finally:
+        service.runtime.close()  # removes the pool's folder, read-only bundle included
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o1777
+    assert not any(Path(settings.run_dir).glob("p-*"))

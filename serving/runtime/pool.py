@@ -192,13 +192,26 @@ class TemplateProcess:
 
 
 def remove_pool_dir(path: Path) -> None:
-    """Remove a pool's folder, whose Script Bundle the template made read-only."""
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:
-            try:
-                os.chmod(os.path.join(root, name), 0o700)
-            except OSError:
-                pass
+    """Remove a pool's folder. Its Script Bundle was made read-only (0555 folders) by the
+    template: those folders are opened up first, through descriptors opened with O_NOFOLLOW, so
+    a link a script left in its folders can never make this (root) process chmod anything else."""
+    bundle = Path(path) / "template" / "Script Bundle"
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        for _, dirs, _, dirfd in os.fwalk(bundle, follow_symlinks=False):
+            for name in [None, *dirs]:
+                try:
+                    fd = os.dup(dirfd) if name is None else os.open(name, flags, dir_fd=dirfd)
+                except OSError:
+                    continue
+                try:
+                    os.fchmod(fd, 0o700)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+    except OSError:
+        pass
     shutil.rmtree(path, ignore_errors=True)
 
 
