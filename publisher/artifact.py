@@ -14,7 +14,7 @@ import zipfile
 
 import orjson
 
-from .bundle import FIXED_TIME
+from .bundle import FIXED_TIME, read_zip
 from .errors import ArtifactError
 
 FORMAT = 1
@@ -64,6 +64,19 @@ class Artifact:
     def conversion(self) -> dict | None:
         raw = self.members.get("conversion.json")
         return orjson.loads(raw) if raw is not None else None
+
+    def published_source(self, name: str) -> bytes | None:
+        """A converted file as the user published it: ``score.py`` or ``Script Bundle/<path>``."""
+        if name == "score.py":
+            return self.members.get("original/score.py", self.score_py)
+        original = self.members.get("original/bundle.zip", self.bundle)
+        return None if original is None else read_zip(original).get(name.split("/", 1)[1])
+
+    def running_source(self, name: str) -> bytes | None:
+        """The same file as it runs (after conversion)."""
+        if name == "score.py":
+            return self.score_py
+        return None if self.bundle is None else read_zip(self.bundle).get(name.split("/", 1)[1])
 
     @property
     def sample(self) -> dict | None:

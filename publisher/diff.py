@@ -83,14 +83,8 @@ def conversion_diff(art: artifact.Artifact) -> dict:
     if not record:
         return {}
     out = {}
-    original_bundle = read_zip(art.members["original/bundle.zip"]) if "original/bundle.zip" in art.members else {}
-    running_bundle = _bundle_files(art)
     for name in record["files"]:
-        if name == "score.py":
-            before, after = art.members.get("original/score.py", art.score_py), art.score_py
-        else:
-            inner = name.split("/", 1)[1]
-            before, after = original_bundle.get(inner, b""), running_bundle.get(inner, b"")
+        before, after = art.published_source(name) or b"", art.running_source(name) or b""
         out[name] = _text_diff(before, after, f"{name} (Python 2.7, as published)", f"{name} (Python 3, as it runs)")
     return out
 

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import inspect
 import shutil
+import zipfile
 from pathlib import Path
 
 import orjson
@@ -31,7 +32,7 @@ class Migration:
 
 
 def migrate(folder: Path, out: Path | None = None) -> Migration:
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     if not (folder / "score.py").is_file():
         raise PublishError(f"{folder}: has no score.py")
     out = Path(out) if out is not None else folder.with_name(folder.name + "-modern")
@@ -55,21 +56,23 @@ def migrate(folder: Path, out: Path | None = None) -> Migration:
         sources.update({f"bundle/{p.relative_to(bundle_dir).as_posix()}": p.read_bytes()
                         for p in sorted(bundle_dir.rglob("*.py")) if p.is_file()})
     elif bundle_zip.is_file():
-        zipped = bundle_mod.read_zip(bundle_zip.read_bytes())
+        try:
+            zipped = bundle_mod.read_zip(bundle_zip.read_bytes())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise PublishError(f"{bundle_zip}: not a zip file") from None
         sources.update({f"bundle/{n}": d for n, d in zipped.items() if n.endswith(".py")})
 
     version = declared or _detected(sources)
     bundle_files = frozenset(n[len("bundle/"):] for n in sources if n.startswith("bundle/"))
     migrated, diffs, remaining = {}, {}, []
     for name, data in sources.items():
-        text = python2.decode(data)[0]
+        original = python2.decode(data)[0]
+        text = original
         if version == python2.PY2:
             label = "score.py" if name == "score.py" else "Script Bundle/" + name[len("bundle/"):]
-            converted = python2.convert(data, label, bundle_files).source.decode(python2.decode(data)[1])
-            text = _with_div_helper(converted)
+            text = _with_div_helper(python2.decode(python2.convert(data, label, bundle_files).source)[0])
         modern = classic_apis.modernize(text)
         remaining += [str(u) for u in classic_apis.scan(modern, name)]
-        original = python2.decode(data)[0]
         if modern != original:
             migrated[name] = modern
             diffs[name] = "".join(difflib.unified_diff(original.splitlines(True), modern.splitlines(True),
@@ -138,12 +141,16 @@ def _with_div_helper(source: str) -> str:
     """A converted file that still calls ``__py2_div__`` gets its definition (the runtime provides
     it when serving; a migrated file must stand alone), after the docstring and future imports."""
     source = _plain_division(source)
-    if python2.DIV_NAME not in source:
+    helpers = [(name, fn) for name, fn in ((python2.DIV_NAME, python2.py2_div), (python2.IDIV_NAME, python2.py2_idiv))
+               if name in source]
+    if not helpers:
         return source
-    helper = inspect.getsource(python2.py2_div).replace("def py2_div(", f"def {python2.DIV_NAME}(")
-    helper = ("import numbers\nimport sys\n\n\n"
-              "# scorepub migrate: Python 2's \"/\"; where both sides are known integers, write \"//\"\n"
-              + helper + "\n\n" + inspect.getsource(python2._integer) + "\n\n")
+    helper = "import numbers\nimport sys\n\n\n"
+    for name, fn in helpers:
+        helper += (f"# scorepub migrate: Python 2's \"{'/=' if name == python2.IDIV_NAME else '/'}\"; "
+                   "where both sides are known integers, write \"//\"\n"
+                   + inspect.getsource(fn).replace(f"def {fn.__name__}(", f"def {name}(") + "\n\n")
+    helper += inspect.getsource(python2._integer) + "\n\n"
     lines = source.splitlines(True)
     at = 0
     try:

@@ -23,8 +23,10 @@ import dataclasses
 import difflib
 import functools
 import io
+import itertools
 import numbers
 import sys
+import threading
 import tokenize
 
 from .errors import ScriptError
@@ -36,6 +38,7 @@ VERSION_LABELS = {
     "3": PY3, "Anaconda 4.0/Python 3.5": PY3,
 }
 DIV_NAME = "__py2_div__"
+IDIV_NAME = "__py2_idiv__"
 _LIST_METHODS = {"sort", "append", "extend", "insert", "remove", "pop", "reverse", "index", "count"}
 
 
@@ -50,6 +53,18 @@ def py2_div(a, b):
     if np is not None and (type(a) is np.ndarray or type(b) is np.ndarray) and _integer(a, np) and _integer(b, np):
         return np.floor_divide(a, b)
     return a / b
+
+
+def py2_idiv(a, b):
+    """Python 2's ``a /= b``, as ``a = __py2_idiv__(a, b)``: integers floor; an array or a
+    pandas object is divided in place (so other names for it see the change, as before)."""
+    if isinstance(a, numbers.Integral) and isinstance(b, numbers.Integral):
+        return a // b
+    np = sys.modules.get("numpy")
+    if np is not None and type(a) is np.ndarray and _integer(a, np) and _integer(b, np):
+        return np.floor_divide(a, b, out=a)
+    a /= b
+    return a
 
 
 def _integer(x, np) -> bool:
@@ -72,8 +87,8 @@ def normalize_version(value: str | None) -> str | None:
 
 
 def decode(source: bytes) -> tuple[str, str]:
-    """The text of a source file and its encoding (a PEP 263 cookie, else UTF-8, else Latin-1:
-    Python 2 files without a cookie were often in the machine's code page)."""
+    """The text of a source file and its encoding: its PEP 263 cookie, else UTF-8; Latin-1 only
+    so that undecodable bytes never raise here (such a file is not taken as Python 2)."""
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
         return source.decode(encoding), encoding
@@ -97,7 +112,9 @@ def parses_as_py2(source: bytes) -> bool:
     from fissix import pygram, pytree
     from fissix.pgen2 import driver, parse, tokenize as py2_tokenize
 
-    text, _ = decode(source)
+    text, encoding = decode(source)
+    if encoding == "latin-1" and b"coding" not in source[:200]:
+        return False  # neither UTF-8 nor declared: Python 2 refused non-ASCII without a cookie too
     grammars = [pygram.python_grammar]
     if "print_function" in text:  # the grammar without the print statement
         grammars.append(pygram.python_grammar_no_print_statement)
@@ -145,15 +162,17 @@ def convert(source: bytes, filename: str, bundle_files: frozenset = frozenset())
     original = _with_newline(text)
     prepared = expand_indentation(original)
     try:
-        tool = _tool()
-        tool.bundle_files = bundle_files
-        tree = tool.refactor_string(prepared, filename)
+        with _TOOL_LOCK:  # one tool per process; its fixers keep per-file state
+            tool = _tool()
+            tool.bundle_files = bundle_files
+            converted = str(tool.refactor_string(prepared, filename))
     except ParseError as exc:
         line = exc.context[1][0] if exc.context else "?"
         raise ScriptError(f"{filename}:{line}: not valid Python 2.7 either ({exc.msg}: {exc.value!r})") from None
     except Exception as exc:  # noqa: BLE001 - the converter's own failures name no line
         raise ScriptError(f"{filename}: cannot be converted from Python 2.7 ({type(exc).__name__}: {exc})") from None
-    converted = str(tree)
+    if "\r\n" in original:  # lines the fixers add end in "\n": keep the file's own line ends
+        converted = converted.replace("\r\n", "\n").replace("\n", "\r\n")
     if not text.endswith("\n") and converted.endswith("\n"):
         converted = converted[:-1]
     try:
@@ -162,17 +181,25 @@ def convert(source: bytes, filename: str, bundle_files: frozenset = frozenset())
         data = converted.encode("utf-8")
     error = py3_error(data, filename)
     if error is not None:
-        raise ScriptError(f"{filename}:{getattr(error, 'lineno', '?')}: converted from Python 2.7, "
+        raise ScriptError(f"{filename}:{getattr(error, 'lineno', None) or '?'}: converted from Python 2.7, "
                           f"but the result does not compile ({getattr(error, 'msg', error)})")
     return Converted(data, _line_map(original, converted))
 
 
+def source_lines(text: str) -> list[str]:
+    """Lines as Python counts them: ends are \\n, \\r\\n or \\r only (``str.splitlines`` also
+    splits at form feeds and other separators, which would shift every line after them)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def _line_map(original: str, converted: str) -> list[int] | None:
-    a, b = original.splitlines(), converted.splitlines()
+    a, b = source_lines(original), source_lines(converted)
     if len(a) == len(b):
         return None
     mapping = [0] * len(b)
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    # autojunk keeps this near-linear on files of many identical lines
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b).get_opcodes():
         for j in range(j1, j2):
             # equal and replaced lines map one to one; an inserted line to the next original one
             mapping[j] = min(i1 + (j - j1), max(i2 - 1, i1), len(a) - 1) + 1 if tag != "insert" else min(i1, len(a) - 1) + 1
@@ -185,13 +212,18 @@ def original_line(line_map: list[int] | None, line: int) -> int:
     return line_map[line - 1]
 
 
+_TOOL_LOCK = threading.Lock()
+
+
 @functools.cache
 def _tool():
-    """A RefactoringTool with 2to3's default fixers, three of them replaced by ours."""
+    """A RefactoringTool with 2to3's default fixers, ``fix_dict`` and ``fix_import`` replaced by
+    ours, and our division fixer added. fissix's own ``fix_sorted`` (not a 2to3 fixer) is left
+    out: its pattern takes minutes on long attribute chains, and ``sorted(cmp=...)`` is rare."""
     from fissix.refactor import RefactoringTool, get_fixers_from_package
 
     ours = _fixer_classes()
-    replaced = {".fix_dict", ".fix_import"}
+    replaced = {".fix_dict", ".fix_import", ".fix_sorted"}
     names = [n for n in get_fixers_from_package("fissix.fixes") if not n.endswith(tuple(replaced))]
 
     class Tool(RefactoringTool):
@@ -212,7 +244,7 @@ def _tool():
 def _fixer_classes():
     """Our fixers (defined on first use: fissix is imported only when a file is converted)."""
     from fissix import fixer_base, pytree
-    from fissix.fixer_util import Call, Comma, Name, does_tree_import
+    from fissix.fixer_util import Call, Comma, Name
     from fissix.fixes.fix_dict import FixDict
     from fissix.fixes.fix_import import FixImport
     from fissix.pgen2 import token
@@ -243,7 +275,8 @@ def _fixer_classes():
             return f"{base}.py" in files or f"{base}/__init__.py" in files
 
     class FixDivision(fixer_base.BaseFix):
-        """``a / b`` -> ``__py2_div__(a, b)``; ``a /= b`` -> ``a = __py2_div__(a, b)``."""
+        """``a / b`` -> ``__py2_div__(a, b)``; ``a /= b`` -> ``a = __py2_idiv__(a, b)`` (a target
+        with a subscript is evaluated twice: ``a[f()] /= 2`` calls ``f`` twice)."""
 
         BM_compatible = False
         order = "post"
@@ -251,7 +284,10 @@ def _fixer_classes():
 
         def start_tree(self, tree, filename):
             super().start_tree(tree, filename)
-            self.true_division = does_tree_import("__future__", "division", tree)
+            # any form: "from __future__ import (division,\n print_function)" too
+            self.true_division = "division" in tree.future_features or any(
+                node.type == syms.import_from and str(node.children[1]).strip() == "__future__"
+                and "division" in str(node) for node in itertools.islice(tree.pre_order(), 5000))
 
         def match(self, node):
             if self.true_division:
@@ -266,7 +302,7 @@ def _fixer_classes():
                 target, op, value = node.children
                 left = target.clone()
                 left.prefix = ""
-                call = Call(Name(DIV_NAME), [left, Comma(), _operand(value, op)], prefix=value.prefix)
+                call = Call(Name(IDIV_NAME), [left, Comma(), _operand(value, op)], prefix=value.prefix)
                 return pytree.Node(syms.expr_stmt, [target.clone(), pytree.Leaf(token.EQUAL, "=", prefix=op.prefix),
                                                     call], prefix=node.prefix)
             kids = node.children
@@ -303,11 +339,15 @@ def ambiguities(source: bytes, filename: str) -> list[str]:
         tree = ast.parse(source, filename)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    if any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "division" for a in n.names)
-           for n in ast.walk(tree)):
-        division = False
-    else:
-        division = True
+    warn_division = not any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and
+                            any(a.name == "division" for a in n.names) for n in ast.walk(tree))
+    try:
+        return _ambiguities(tree, filename, warn_division)
+    except (RecursionError, MemoryError):  # absurdly nested code: no warning rather than a crash
+        return []
+
+
+def _ambiguities(tree, filename: str, division: bool) -> list[str]:
     found: list[tuple[int, str]] = []
     ints = _integer_names(tree)
     for node in ast.walk(tree):
@@ -361,9 +401,9 @@ def _integer_names(tree) -> set[str]:
             for a in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
                 bindings.setdefault(a.arg, []).append(None)
     ints: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
+    changed, passes = True, 0
+    while changed and passes < 8:  # a few passes find the chains real scripts have
+        changed, passes = False, passes + 1
         for name, values in bindings.items():
             if name in ints:
                 continue

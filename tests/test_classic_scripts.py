@@ -398,3 +398,25 @@ def test_links_a_script_leaves_never_make_the_server_chmod_anything(tmp_path, se
         service.runtime.close()  # removes the pool's folder, read-only bundle included
     assert stat.S_IMODE(os.stat(victim).st_mode) == 0o1777
     assert not any(Path(settings.run_dir).glob("p-*"))
+
+
+def test_migrate_refuses_in_one_line(tmp_path):
+    from conftest import cli_env, scorepub
+
+    folder = experiment(tmp_path, "def azureml_main(dataframe1 = None):\n    return dataframe1,\n")
+    (folder / "bundle.zip").write_bytes(b"not a zip")
+    env = cli_env(tmp_path / "home")
+    bad = scorepub("migrate", str(folder), env=env, check=False)
+    assert bad.returncode == 1 and bad.stderr.strip() == f"error: {folder}/bundle.zip: not a zip file"
+    (folder / "bundle.zip").unlink()
+    here = subprocess_in(folder, "migrate", ".", env=env)
+    assert here.returncode == 0 and (tmp_path / "experiment-modern" / "score.py").is_file(), here.stderr
+
+
+def subprocess_in(cwd: Path, *args, env: dict):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-m", "serving.cli", *args], cwd=cwd, env={**env, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=300)

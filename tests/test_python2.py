@@ -24,11 +24,13 @@ def run(source: bytes, *args):
     converted = python2.convert(source, "score.py")
     namespace: dict = {}
     setattr(builtins, python2.DIV_NAME, python2.py2_div)
+    setattr(builtins, python2.IDIV_NAME, python2.py2_idiv)
     try:
         exec(compile(converted.source, "score.py", "exec"), namespace)
         return namespace["f"](*args)
     finally:
         delattr(builtins, python2.DIV_NAME)
+        delattr(builtins, python2.IDIV_NAME)
 
 
 def test_a_print_statement_is_python_2_only():
@@ -62,8 +64,45 @@ def test_pandas_division_stays_true_division_as_in_pandas_0_18():
     assert series.tolist() == [0.5, 1.5]
 
 
-def test_future_division_is_respected():
-    assert run(b"from __future__ import division\ndef f():\n    return 35 / 10\n") == 3.5
+@pytest.mark.parametrize("future", [b"from __future__ import division", b"from __future__ import (division)",
+                                    b"from __future__ import (print_function,\n    division)",
+                                    b'"""doc"""\nfrom __future__ import absolute_import, division'])
+def test_future_division_is_respected(future):
+    assert run(future + b"\ndef f():\n    return 35 / 10\n") == 3.5
+
+
+def test_augmented_division_keeps_an_array_in_place():
+    source = b"import numpy as np\ndef f():\n    a = np.array([7, 9])\n    alias = a\n    a /= 2\n    return alias\n"
+    assert run(source).tolist() == [3, 4]
+
+
+def test_crlf_files_keep_their_line_ends_and_form_feeds_do_not_shift_lines():
+    source = b"\x0c\r\ndef f():\r\n    return reduce(lambda a, b: a + b, [1, 2])\r\n"
+    converted = python2.convert(source, "score.py")
+    assert converted.source.count(b"\r\n") == converted.source.count(b"\n") == 4
+    assert [python2.original_line(converted.line_map, n) for n in (1, 2, 3, 4)] == [1, 1, 2, 3]
+
+
+def test_concurrent_conversions_keep_each_files_division():
+    import concurrent.futures
+
+    true_div = b"from __future__ import division\n" + b"x = 3 / 2\n" * 300
+    py2_div = b"y = 3 / 2\n" * 300
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda src: python2.convert(src, "score.py").source, [true_div, py2_div] * 6))
+    assert all((b"__py2_div__" in r) == (i % 2 == 1) for i, r in enumerate(results))
+
+
+def test_long_attribute_chains_convert_quickly():
+    import time
+
+    started = time.monotonic()
+    python2.convert(b"print 'x'\nx = a" + b".b" * 800 + b"\n", "score.py")
+    assert time.monotonic() - started < 10  # fissix's fix_sorted took 48 s here
+
+
+def test_a_latin_1_python_3_file_is_not_taken_as_python_2():
+    assert not python2.parses_as_py2("s = 'caf\xe9'\n".encode("latin-1"))
 
 
 def test_tabs_count_eight_columns():
@@ -225,6 +264,12 @@ def test_write_zip_and_read_zip_round_trip():
     data = bundle.write_zip([("a.py", b"x = 1\n")])
     assert bundle.read_zip(data) == {"a.py": b"x = 1\n"}
     assert zipfile.ZipFile(io.BytesIO(data)).infolist()[0].date_time == bundle.FIXED_TIME
+
+
+def test_a_long_python_3_expression_publishes_without_a_crash():
+    source = b"x = " + b"1 + " * 1500 + b"1\ny = x / 2\ndef azureml_main(df):\n    return df\n"
+    sources = python2.prepare_sources(source, None, None)
+    assert sources.conversion is None and sources.score_py == source
 
 
 @pytest.mark.parametrize("source", [

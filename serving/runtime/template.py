@@ -89,9 +89,10 @@ class Template:
         if art.conversion is not None:
             import builtins
 
-            from publisher.python2 import DIV_NAME, py2_div
+            from publisher.python2 import DIV_NAME, IDIV_NAME, py2_div, py2_idiv
 
             setattr(builtins, DIV_NAME, py2_div)  # what converted Python 2 code calls for "/"
+            setattr(builtins, IDIV_NAME, py2_idiv)  # and for "/="
         if document.get("compat", "classic") == "classic":
             from serving.runtime import classic_compat
 
@@ -246,7 +247,8 @@ class Template:
 
 
 def _read_only(folder: Path) -> None:
-    """The Script Bundle is read-only for the script, whichever sandbox layers are active."""
+    """Make the Script Bundle read-only. With the sandbox on, Landlock (and, as root, the uid
+    drop) enforce it; with SCOREPUB_SANDBOX=off as a non-root user the owner could undo it."""
     for root, dirs, names in os.walk(folder):
         for name in names:
             os.chmod(os.path.join(root, name), 0o444)

@@ -13,6 +13,7 @@ from pathlib import Path
 from publisher.python2 import original_line
 
 _SCOREPUB = str(Path(__file__).resolve().parents[2])
+_OWN_CODE = tuple(os.path.join(_SCOREPUB, package) + os.sep for package in ("serving", "publisher"))
 
 
 @dataclasses.dataclass
@@ -47,15 +48,12 @@ def from_artifact(art, roots: list) -> ScriptFiles:
     record = art.conversion
     converted = {}
     if record:
-        from publisher.bundle import read_zip
+        from publisher.python2 import decode, source_lines
 
-        bundle = read_zip(art.members["original/bundle.zip"]) if "original/bundle.zip" in art.members else {}
         for name, entry in record["files"].items():
-            source = art.members.get("original/score.py") if name == "score.py" else bundle.get(name.split("/", 1)[1])
+            source = art.published_source(name)
             if source is not None:
-                from publisher.python2 import decode
-
-                converted[name] = (entry.get("line_map"), decode(source)[0].splitlines())
+                converted[name] = (entry.get("line_map"), source_lines(decode(source)[0]))
     return ScriptFiles(list(roots), converted)
 
 
@@ -63,6 +61,8 @@ class _Stack(traceback.StackSummary):
     files: ScriptFiles
 
     def format_frame_summary(self, frame):
+        if frame.filename.startswith(_OWN_CODE):
+            return None  # scorepub's own shims (paths, Python 2's "/", the compatibility layer)
         rel = self.files.relative(frame.filename)
         if rel is None or rel not in self.files.converted:
             return super().format_frame_summary(frame)
@@ -98,13 +98,14 @@ def clean_traceback(exc: BaseException, files: ScriptFiles) -> str:
 def locate(exc: BaseException, files: ScriptFiles) -> str | None:
     """``file:line`` of the innermost frame in the script's own files (score.py, the bundle)."""
     where = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        rel = files.relative(frame.f_code.co_filename)
-        if rel is not None:
-            where = (rel, lineno)
-    if where is None and isinstance(exc, SyntaxError) and exc.filename:
+    if isinstance(exc, SyntaxError) and exc.filename:  # a bundle module that does not compile
         rel = files.relative(exc.filename)
         where = (rel, exc.lineno or 0) if rel else None
+    if where is None:
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            rel = files.relative(frame.f_code.co_filename)
+            if rel is not None:
+                where = (rel, lineno)
     if where is None:
         return None
     rel, line = where

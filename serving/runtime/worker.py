@@ -12,6 +12,7 @@ import resource
 import shutil
 import socket
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -61,11 +62,14 @@ class Worker:
         started = time.perf_counter()
         frames = [messages.decode_table(t, blobs).to_frame() for t in header["inputs"]]
         self.module.azureml_parameters = dict(header.get("parameters") or {})
-        calldir = self.workdir / "calls" / str(self.calls)
-        calldir.mkdir(parents=True)
-        # as in classic: the working directory holds the (read-only) Script Bundle
-        os.symlink(self.bundle_dir, calldir / "Script Bundle", target_is_directory=True)
-        os.chdir(calldir)
+        try:
+            calldir = Path(tempfile.mkdtemp(prefix=f"{self.calls}-", dir=self.workdir))
+            # as in classic: the working directory holds the (read-only) Script Bundle
+            os.symlink(self.bundle_dir, calldir / "Script Bundle", target_is_directory=True)
+            os.chdir(calldir)
+        except OSError as exc:  # the script broke its own worker's folder in an earlier call
+            return {"op": "result", "id": header["id"], "log": "",
+                    "error": {"kind": "script", "message": f"the call's working directory could not be made: {exc}"}}, []
         reply: dict = {"op": "result", "id": header["id"]}
         out_blobs: list = []
         try:
