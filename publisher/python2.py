@@ -39,6 +39,8 @@ VERSION_LABELS = {
 }
 DIV_NAME = "__py2_div__"
 IDIV_NAME = "__py2_idiv__"
+# fissix takes about a second and ~1 GB per MB of source: a publish stays within minutes
+MAX_CONVERT_BYTES = 4 << 20
 _LIST_METHODS = {"sort", "append", "extend", "insert", "remove", "pop", "reverse", "index", "count"}
 
 
@@ -471,6 +473,11 @@ def prepare_sources(score_py: bytes, bundle: bytes | None, declared: str | None)
         notes = [] if version == PY3 else [w for name, data in files.items() for w in ambiguities(data, name)]
         warnings = [_ambiguity_line(notes)] if notes else []
         return ExperimentSources(score_py, bundle, {}, None, warnings)
+    total = sum(len(d) for d in files.values())
+    if total > MAX_CONVERT_BYTES:
+        raise ScriptError(f"Python 2.7: score.py and the bundle's modules hold {total} bytes of source; at most "
+                          f"{MAX_CONVERT_BYTES} are converted at publish (convert a vendored library with "
+                          "'scorepub migrate' and publish the result)")
     converted, record, warnings = {}, {}, []
     paths = frozenset(read_zip(bundle)) if bundle is not None else frozenset()
     for name, data in files.items():

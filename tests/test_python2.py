@@ -279,3 +279,9 @@ def test_a_long_python_3_expression_publishes_without_a_crash():
 def test_absurdly_nested_code_is_refused_in_one_line(source):
     with pytest.raises(ScriptError, match=r"^score.py: cannot be converted from Python 2.7 \(RecursionError"):
         python2.prepare_sources(source, None, None)
+
+
+def test_too_much_python_2_source_is_refused_before_converting():
+    big = b"print 'x'\n" + b"# padding\n" * (python2.MAX_CONVERT_BYTES // 10)
+    with pytest.raises(ScriptError, match="at most 4194304 are converted at publish"):
+        python2.prepare_sources(big, None, None)
