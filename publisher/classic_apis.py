@@ -20,12 +20,13 @@ other assignment to a name forgets it (``rows = []`` makes ``rows.append(...)`` 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+
+from .classic_freq import modern_freq
 
 __all__ = ["Use", "scan", "modernize"]
 
@@ -248,12 +249,6 @@ _MOVED_NAMES = {  # (0.18 module, name) -> (module that has it now, its name the
 
 # 0.18 frequency aliases pandas 3 refuses (the runtime layer translates them the same way, after
 # the call raised): codes are upper-cased as 0.18 did (but 'MS'), after 'min'/'ms'/'us'/'ns'.
-_FREQ_TOKEN = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)?)\s*([A-Za-z]+)((?:-[0-9A-Za-z]+)*)")
-_FREQ_LOWER = {"Min": "T", "min": "T", "ms": "L", "us": "U", "ns": "N"}
-_OFFSET_ALIASES = {"M": "ME", "BM": "BME", "SM": "SME", "CBM": "CBME", "Q": "QE", "BQ": "BQE", "A": "YE",
-                   "Y": "YE", "BA": "BYE", "BY": "BYE", "AS": "YS", "BAS": "BYS", "H": "h", "BH": "bh",
-                   "CBH": "cbh", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
-_PERIOD_ALIASES = {"A": "Y", "H": "h", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
 # where a call takes its frequency: name -> (positional index, keyword, 'offset' | 'period' | 'either')
 _PD_FREQ = {"date_range": (3, "freq", "offset"), "bdate_range": (3, "freq", "offset"),
             "timedelta_range": (3, "freq", "offset"), "period_range": (3, "freq", "period"),
@@ -261,18 +256,6 @@ _PD_FREQ = {"date_range": (3, "freq", "offset"), "bdate_range": (3, "freq", "off
             "Period": (1, "freq", "period"), "PeriodIndex": (1, "freq", "period")}
 _METHOD_FREQ = {"resample": (0, "rule", "either"), "asfreq": (0, "freq", "either"), "shift": (1, "freq", "either"),
                 "tshift": (1, "freq", "either"), "to_period": (0, "freq", "period")}
-
-
-def _modern_freq(freq: str, period: bool) -> str:
-    table, out, at = (_PERIOD_ALIASES if period else _OFFSET_ALIASES), [], 0
-    for m in _FREQ_TOKEN.finditer(freq):
-        if m.start() != at:
-            return freq
-        n, code, anchor = m.groups()
-        old = _FREQ_LOWER.get(code, code if code == "MS" else code.upper())
-        out.append(n + table.get(old, code) + anchor)
-        at = m.end()
-    return "".join(out) if out and at == len(freq) else freq
 
 
 def _int_literal(node) -> bool:
@@ -752,7 +735,7 @@ class _Analyser(cst.CSTVisitor):
         value = string.evaluated_value
         if not isinstance(value, str) or string.quote not in ("'", '"') or string.prefix.lower() not in ("", "u"):
             return
-        offset, period = _modern_freq(value, False), _modern_freq(value, True)
+        offset, period = modern_freq(value, False), modern_freq(value, True)
         new = period if context == "period" else offset
         if new == value and not (context == "either" and period != value):
             return

@@ -24,7 +24,8 @@ a shim only changes a call that would raise without it.
   first), else by a one-shot hook at the front of ``sys.meta_path`` that runs after the real
   import of ``matplotlib.axes`` and then removes itself (it finds nothing for any other name).
 
-Pure Python: no network, no files. This module imports only the standard library; ``install()``
+Pure Python: no network, no files. This module imports only the standard library (and the
+standard-library-only publisher.classic_freq); ``install()``
 imports pandas and numpy (already loaded by the template). ``CATALOGUE`` lists what it provides.
 """
 from __future__ import annotations
@@ -36,7 +37,6 @@ import importlib.util
 import inspect
 import math
 import pickle
-import re
 import sys
 import warnings
 from typing import Callable, NamedTuple
@@ -1015,30 +1015,7 @@ def value_counts(values, sort=True, ascending=False, normalize=False, bins=None,
 # anchored "Q-DEC", "A-JUN"...; multiples "15T", "2H"; combined "1H30T"). 0.18 upper-cased a code
 # (but 'MS', month start) after mapping the lower-case spellings 'min', 'ms', 'us', 'ns'.
 
-_FREQ_TOKEN = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)?)\s*([A-Za-z]+)((?:-[0-9A-Za-z]+)*)")
-_FREQ_LOWER = {"Min": "T", "min": "T", "ms": "L", "us": "U", "ns": "N"}
-_OFFSET_ALIASES = {"M": "ME", "BM": "BME", "SM": "SME", "CBM": "CBME", "Q": "QE", "BQ": "BQE", "A": "YE",
-                   "Y": "YE", "BA": "BYE", "BY": "BYE", "AS": "YS", "BAS": "BYS", "H": "h", "BH": "bh",
-                   "CBH": "cbh", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
-# periods: 'M', 'Q', 'W', 'D', 'B' are what pandas 3 still spells them; only these changed
-_PERIOD_ALIASES = {"A": "Y", "H": "h", "T": "min", "S": "s", "L": "ms", "U": "us", "N": "ns"}
-
-
-def modern_freq(freq, period: bool = False):
-    """The pandas 3 spelling of a 0.18 frequency string ('M' -> 'ME', '15T' -> '15min', 'Q-NOV' ->
-    'QE-NOV'; with period=True 'A' -> 'Y', 'H' -> 'h' and 'M' stays 'M'). Anything else, and codes
-    that are spelled the same today, come back unchanged."""
-    if not isinstance(freq, str):
-        return freq
-    table, out, at = (_PERIOD_ALIASES if period else _OFFSET_ALIASES), [], 0
-    for m in _FREQ_TOKEN.finditer(freq):
-        if m.start() != at:
-            return freq
-        n, code, anchor = m.groups()
-        old = _FREQ_LOWER.get(code, code if code == "MS" else code.upper())
-        out.append(n + table.get(old, code) + anchor)
-        at = m.end()
-    return "".join(out) if out and at == len(freq) else freq
+from publisher.classic_freq import modern_freq  # noqa: E402 - shared with the publisher's rewrite
 
 
 def _bad_freq(exc: BaseException) -> bool:
