@@ -8,6 +8,7 @@ the same folder twice gives the same digest however and whenever it is done.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import zipfile
@@ -65,18 +66,26 @@ class Artifact:
         raw = self.members.get("conversion.json")
         return orjson.loads(raw) if raw is not None else None
 
+    @functools.cached_property
+    def _bundle_files(self) -> dict:
+        return {} if self.bundle is None else read_zip(self.bundle)
+
+    @functools.cached_property
+    def _published_bundle_files(self) -> dict:
+        original = self.members.get("original/bundle.zip")
+        return self._bundle_files if original is None else read_zip(original)
+
     def published_source(self, name: str) -> bytes | None:
         """A converted file as the user published it: ``score.py`` or ``Script Bundle/<path>``."""
         if name == "score.py":
             return self.members.get("original/score.py", self.score_py)
-        original = self.members.get("original/bundle.zip", self.bundle)
-        return None if original is None else read_zip(original).get(name.split("/", 1)[1])
+        return self._published_bundle_files.get(name.split("/", 1)[1])
 
     def running_source(self, name: str) -> bytes | None:
         """The same file as it runs (after conversion)."""
         if name == "score.py":
             return self.score_py
-        return None if self.bundle is None else read_zip(self.bundle).get(name.split("/", 1)[1])
+        return self._bundle_files.get(name.split("/", 1)[1])
 
     @property
     def sample(self) -> dict | None:

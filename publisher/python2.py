@@ -452,7 +452,8 @@ def prepare_sources(score_py: bytes, bundle: bytes | None, declared: str | None)
     one interpreter, so one 2.7-only file makes the whole experiment 2.7."""
     from .bundle import read_zip
 
-    modules = _bundle_modules(bundle)
+    bundle_files = read_zip(bundle) if bundle is not None else {}
+    modules = {n: d for n, d in bundle_files.items() if n.endswith(".py")}
     files = {"score.py": score_py, **{f"Script Bundle/{n}": data for n, data in modules.items()}}
     version, reason = declared, None
     if version is None:
@@ -479,7 +480,7 @@ def prepare_sources(score_py: bytes, bundle: bytes | None, declared: str | None)
                           f"{MAX_CONVERT_BYTES} are converted at publish (convert a vendored library with "
                           "'scorepub migrate' and publish the result)")
     converted, record, warnings = {}, {}, []
-    paths = frozenset(read_zip(bundle)) if bundle is not None else frozenset()
+    paths = frozenset(bundle_files)
     for name, data in files.items():
         try:
             result = convert(data, name, paths)
@@ -507,7 +508,7 @@ def prepare_sources(score_py: bytes, bundle: bytes | None, declared: str | None)
         from .bundle import write_zip
 
         originals["original/bundle.zip"] = bundle
-        members = read_zip(bundle)
+        members = dict(bundle_files)
         for name, data in converted.items():
             if name != "score.py":
                 members[name[len("Script Bundle/"):]] = data
@@ -545,12 +546,3 @@ def _ambiguity_line(notes: list[str]) -> str:
     more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
     return (f"{notes[0]}{more}; classic's default was Python 2.7: set \"python_version\" in schema.json "
             "to \"2.7\" or \"3\" to say which this script was written for")
-
-
-def _bundle_modules(bundle: bytes | None) -> dict:
-    if bundle is None:
-        return {}
-    from .bundle import read_zip
-
-    return {n: d for n, d in read_zip(bundle).items() if n.endswith(".py")}
-
