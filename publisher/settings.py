@@ -53,6 +53,8 @@ class Settings:
     max_body_bytes: int = 64 * MiB
     # runtime
     pool_size: int = 2
+    pool_idle_s: int = 900  # a pool unused this long stops (its memory returns); 0: never
+    pool_socket: str = ""  # the replica's pool host (set by `scorepub serve`); empty: pools in-process
     log_cap_bytes: int = 64 * 1024
     max_output_bytes: int = 256 * MiB
     worker_start_timeout_s: int = 120
@@ -65,6 +67,7 @@ class Settings:
     # sandbox
     sandbox: str = "strict"
     sandbox_uid_base: int = 200_000
+    uid_dir: Path = Path("/run/scorepub/uids")  # claims that keep sandbox uids unique on the machine
     max_file_bytes: int = 256 * MiB
     max_processes: int = 512
 
@@ -80,6 +83,8 @@ class Settings:
             host=env.get("SCOREPUB_HOST") or cls.host,
             sandbox=(env.get("SCOREPUB_SANDBOX") or cls.sandbox).lower(),
             secret_key=env.get("SCOREPUB_SECRET_KEY") or "",
+            pool_socket=env.get("SCOREPUB_POOL_SOCKET") or "",
+            uid_dir=Path(env.get("SCOREPUB_UID_DIR") or cls.uid_dir).absolute(),
         )
         if values["sandbox"] not in ("strict", "off"):
             raise ValueError(f"SCOREPUB_SANDBOX must be strict or off, not {values['sandbox']!r}")

@@ -9,7 +9,8 @@ from flask import Blueprint, g, request
 
 from . import codecs
 from .errors import ApiError, bad_argument
-from .scoring import flag, resolve, run, state
+from .calls import CallRequest
+from .scoring import flag, resolve, run
 
 bp = Blueprint("classic", __name__)
 
@@ -27,8 +28,6 @@ def execute(workspace: str, service: str):
     if codecs.media_type(request.content_type) not in codec.reads:
         raise ApiError(415, "UnsupportedMediaType",
                        f"Content type '{request.content_type}' is not supported; send application/json.")
-    body = request.get_data(cache=False)
-    max_rows = state().settings.max_rows
     g.face = "classic"
-    return run(record, version, lambda schema: codec.decode(body, schema, max_rows), codec.encode,
-               flag(request, "details"), "application/json", body)
+    body = request.get_data(cache=False)
+    return run(record, version, CallRequest(body, codec.name, codec.name, flag(request, "details")))

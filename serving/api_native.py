@@ -7,6 +7,7 @@ from flask import Blueprint, Response, request
 from . import codecs, metrics, openapi
 from .auth import require_key
 from .errors import ApiError
+from .calls import CallRequest
 from .scoring import find_service, flag, resolve, run, state
 
 bp = Blueprint("native", __name__)
@@ -52,15 +53,7 @@ def _score(name: str, number: int | None) -> Response:
                                                     "send application/json or text/csv.")
     codec, document = found
     out = codecs.native_response(request.accept_mimetypes if "Accept" in request.headers else None, codec)
-    max_rows = state().settings.max_rows
-
-    def decode(schema):
-        if document is not None:
-            return codec.decode_document(document, schema, max_rows)
-        return codec.decode(body, schema, max_rows)
-
-    media = out.media_type + ("; charset=utf-8" if out.media_type == "text/csv" else "")
-    return run(service, version, decode, out.encode, flag(request, "details"), media, body)
+    return run(service, version, CallRequest(body, codec.name, out.name, flag(request, "details"), document))
 
 
 @bp.get("/services/<name>")

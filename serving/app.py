@@ -24,6 +24,7 @@ from .admin import bp as admin_bp
 from .api_classic import bp as classic_bp
 from .api_native import bp as native_bp
 from .call_log import clip, plots_json
+from .calls import Record
 from .state import AppState
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.before_request
     def _begin():
         g.started = time.perf_counter()
-        g.call_detail = {}
+        g.record = None  # the call core's Record, once a call ran
         g.face = "native"
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
@@ -98,8 +99,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         if labels is not None:
             seconds = time.perf_counter() - g.started
             status = getattr(g, "call_status", response.status_code)  # the console's call, not its page
-            metrics.observe(*labels, status, seconds, getattr(g, "error_code", None),
-                            getattr(g, "rows_in", 0), getattr(g, "rows_out", 0))
+            record = g.record or Record()
+            metrics.observe(*labels, status, seconds, getattr(g, "error_code", None), record.rows_in, record.rows_out)
             _log_call(state, status, seconds)
         return response
 
@@ -113,13 +114,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _log_call(state: AppState, status: int, seconds: float) -> None:
-    detail = g.call_detail
+    record = g.record or Record()
     state.call_log.record({
         "service_id": g.service.id, "version": getattr(g, "version_number", None), "request_id": g.request_id,
         "at": now(), "face": g.face, "status": status, "duration_ms": round(seconds * 1000, 3),
-        "rows_in": getattr(g, "rows_in", 0), "rows_out": getattr(g, "rows_out", 0),
+        "rows_in": record.rows_in, "rows_out": record.rows_out,
         "error_code": getattr(g, "error_code", None), "error_message": clip(getattr(g, "error_message", None), 4000),
-        "traceback": clip(detail.get("traceback")), "log": clip(detail.get("log")),
-        "plots": plots_json(detail.get("plots") or []),
-        "notes": "\n".join(detail.get("notes") or []) or None, "payload": detail.get("payload"),
+        "traceback": clip(record.traceback), "log": clip(record.log), "plots": plots_json(record.plots),
+        "notes": "\n".join(record.notes) or None, "payload": record.payload,
     })

@@ -11,11 +11,9 @@ from publisher.cli import json_option, one_line_errors, pass_ctx, register_publi
 from publisher.errors import PublishError
 from publisher.schema import parse_schema
 
-from . import codecs
-from .errors import ApiError, from_runtime
+from .calls import CallCore, CallFailed, CallRequest, Target
 from .runtime.dispatcher import Runtime
 from .smoke import smoke_call
-from .runtime.errors import RuntimeFailure
 
 
 @click.group()
@@ -55,21 +53,17 @@ def score_cmd(ctx, name, file, number, details, as_json):
     if version.retired:
         raise PublishError(f"version {number} of {name} is retired")
     schema = parse_schema(orjson.loads(version.schema_json))
-    codec = codecs.BY_NAME["csv" if file.suffix.lower() == ".csv" else "rows"]
     runtime = Runtime(ctx.settings, ctx.store.get)
+    request = CallRequest(file.read_bytes(), "csv" if file.suffix.lower() == ".csv" else "rows", "rows", details)
     try:
-        request = codec.decode(file.read_bytes(), schema, ctx.settings.max_rows)
-        result = runtime.call(version.digest, schema, request.inputs, request.parameters)
-    except ApiError as exc:
-        raise PublishError(exc.message) from None
-    except RuntimeFailure as exc:
-        api = from_runtime(exc)
-        detail = api.details[0]["message"] if api.details else ""
-        raise PublishError(f"{api.message} {detail}".strip()) from None
+        scored = CallCore(ctx.settings, runtime).score(Target(name, version.digest, schema, number), request)
+    except CallFailed as failed:
+        raise PublishError(failed.one_line()) from None
     finally:
         runtime.close()
+    result = scored.result
     if as_json:
-        click.echo(codecs.BY_NAME["rows"].encode(result, details).decode())
+        click.echo(scored.body.decode())
         return
     frame = result.output.to_frame()
     click.echo(frame.to_string(index=False) if len(frame.columns) else "(no columns)")

@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 from publisher.coercion import InputError
 from publisher.errors import ArtifactError
 
-from .runtime.errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, ScriptFailed,
-                             WorkerCrashed)
+from .runtime.errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, RuntimeUnavailable,
+                             ScriptFailed, WorkerCrashed)
 
 log = logging.getLogger("scorepub.http")
 
@@ -70,8 +70,8 @@ def module_error(traceback: str, message: str) -> ApiError:
                     [detail("Error0085", ERROR_0085.format(traceback=text or message + "\n"), "azureml_main")])
 
 
-def from_runtime(exc: Exception) -> ApiError:
-    """Map a runtime failure to its status and code (http-api.md's table)."""
+def from_runtime(exc: Exception, request_id: str = "-") -> ApiError:
+    """Map a runtime failure to its status and code (the README's error table)."""
     if isinstance(exc, ScriptFailed):
         return module_error(exc.traceback, str(exc))
     if isinstance(exc, OutputTooLarge):
@@ -80,19 +80,20 @@ def from_runtime(exc: Exception) -> ApiError:
         return ApiError(504, "GatewayTimeout", str(exc), [detail("BackendScoreTimeout", str(exc))])
     if isinstance(exc, MemoryExceeded):
         return ApiError(413, "MemoryQuotaViolation", str(exc), [detail("OutOfMemoryLimit", str(exc))])
+    if isinstance(exc, RuntimeUnavailable):
+        return ApiError(503, "ServiceUnavailable", str(exc), [detail("RuntimeUnavailable", str(exc))])
     if isinstance(exc, NoWorkerAvailable):
         return ApiError(503, "ServiceUnavailable", str(exc), [detail("WorkersBusy", str(exc))])
     if isinstance(exc, WorkerCrashed):
-        return internal(str(exc), "WorkerCrashed")
+        return internal(str(exc), request_id, "WorkerCrashed")
     if isinstance(exc, ArtifactError):
         log.error("artifact problem: %s", exc)
-        return internal("the service's artifact could not be loaded")
+        return internal("the service's artifact could not be loaded", request_id)
     raise exc
 
 
-def internal(what: str, reason: str = "InternalError") -> ApiError:
-    rid = getattr(g, "request_id", "-")
-    message = f"{what} (request id {rid})"
+def internal(what: str, request_id: str, reason: str = "InternalError") -> ApiError:
+    message = f"{what} (request id {request_id})"
     return ApiError(500, "InternalError", message, [detail(reason, message)])
 
 
@@ -126,7 +127,7 @@ def register(app: Flask) -> None:
         if request.path.startswith("/admin"):
             return render_template("error.html", status=500, title="Internal error",
                                    message=f"Something went wrong (request id {g.get('request_id', '-')})."), 500
-        return internal("an internal error occurred").response()
+        return internal("an internal error occurred", g.get("request_id", "-")).response()
 
 
 def _admin_message(exc: HTTPException) -> str:

@@ -1,15 +1,18 @@
-"""One scoring call, shared by the native and the classic face: resolve, throttle, run, answer."""
+"""The HTTP side of a scoring call, shared by the native and the classic face and the admin
+console: find the service, check the key, pick the version, hand the body to the call core
+(``calls.py``) and answer. Only this layer touches Flask's ``g`` and ``current_app``."""
 from __future__ import annotations
+
+import dataclasses
 
 from flask import Response, current_app, g
 
-from publisher.errors import ArtifactError, NotFound
+from publisher.errors import NotFound
 from publisher.registry import ServiceRecord, VersionRecord
 
-from . import metrics
 from .auth import require_key
-from .errors import ApiError, detail, from_runtime
-from .runtime.errors import CallTimedOut, MemoryExceeded, RuntimeFailure, WorkerCrashed
+from .calls import CallFailed, CallRequest, Scored, Target
+from .errors import ApiError, detail
 
 
 MAX_VERSION = 2**31 - 1  # the registry's integer column; larger numbers cannot exist
@@ -56,40 +59,31 @@ def resolve(name_or_id: str, request, number: int | None = None) -> tuple[Servic
     return service, version
 
 
-def run(service: ServiceRecord, version: VersionRecord, decode, encode, details: bool,
-        media_type: str, body: bytes = b"") -> Response:
-    """Decode with ``decode(schema)``, run the script, encode with ``encode(result, details)``."""
-    if service.store_payloads and body:
-        g.call_detail["payload"] = body[:64 * 1024].decode("utf-8", "replace")
-    result = execute(service, version, decode)
-    response = Response(encode(result, details), status=200, content_type=media_type)
+def target(service: ServiceRecord, version: VersionRecord) -> Target:
+    return Target(service.name, version.digest, state().schema(version.digest, version.schema_json),
+                  version.version, service.id)
+
+
+def call(service: ServiceRecord, version: VersionRecord, call_request: CallRequest) -> Scored:
+    """Run one call through the call core; what it did goes to the call log (``g.record``)."""
+    call_request = dataclasses.replace(call_request, keep_payload=bool(service.store_payloads),
+                                       request_id=g.request_id)
+    try:
+        scored = state().calls.score(target(service, version), call_request)
+    except CallFailed as failed:
+        g.record = failed.record
+        raise failed.error from None
+    g.record = scored.record
+    return scored
+
+
+def run(service: ServiceRecord, version: VersionRecord, call_request: CallRequest) -> Response:
+    """One call answered over HTTP, with the version that answered it."""
+    scored = call(service, version, call_request)
+    media = scored.media_type + ("; charset=utf-8" if scored.media_type == "text/csv" else "")
+    response = Response(scored.body, status=200, content_type=media)
     response.headers["X-Scorepub-Version"] = str(version.version)
     return response
-
-
-def execute(service: ServiceRecord, version: VersionRecord, decode):
-    """Throttle, decode and run one call; what it did goes to the call log (``g.call_detail``)."""
-    st = state()
-    schema = st.schema(version.digest, version.schema_json)
-    limit = schema.limits.capped(st.settings).max_concurrent_calls
-    with st.throttle.slot(service.id, limit) as slot:
-        if slot is None:
-            raise ApiError(503, "ServiceUnavailable",
-                           f"Service '{service.name}' is already running {limit} calls; try again shortly.",
-                           [detail("RequestThrottled", f"max_concurrent_calls is {limit}")])
-        decoded = decode(schema)
-        g.rows_in = sum(t.n_rows for t in decoded.inputs)
-        try:
-            result = st.runtime.call(version.digest, schema, decoded.inputs, decoded.parameters)
-        except (RuntimeFailure, ArtifactError) as exc:
-            if isinstance(exc, (CallTimedOut, WorkerCrashed, MemoryExceeded)):
-                metrics.worker_restarted(service.name, str(version.version), type(exc).__name__)
-            g.call_detail.update(traceback=getattr(exc, "traceback", None) or None,
-                                 log=getattr(exc, "log", None) or None)
-            raise from_runtime(exc) from None
-    g.rows_out = result.output.n_rows
-    g.call_detail.update(log=result.log or None, plots=result.plots_base64(), notes=result.notes)
-    return result
 
 
 def flag(request, name: str) -> bool:

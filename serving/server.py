@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
+import socket
+import subprocess
 import sys
+import threading
+import time
 
 from gunicorn.app.base import BaseApplication
 
 from publisher.registry import Registry
 
-from .runtime.dispatcher import probe_sandbox
+# nothing here may import serving.metrics (directly or through the app): prometheus-client
+# must first see PROMETHEUS_MULTIPROC_DIR, which run() sets
+from .runtime.dispatcher import SANDBOX_OFF_WARNING, probe_sandbox
 from .runtime.pool import remove_pool_dir
-from .state import SANDBOX_OFF_WARNING
 
 
 class _Gunicorn(BaseApplication):
@@ -61,7 +67,7 @@ def check_sandbox(settings) -> dict:
 
 
 def sweep_run_dir(run_dir) -> None:
-    """Remove pool folders left by web processes that are gone (a crash, a kill -9)."""
+    """Remove pool folders left by pool hosts (or one-off runtimes) that are gone (a crash, a kill -9)."""
     for folder in run_dir.glob("p-*-*"):
         try:
             pid = int(folder.name.split("-")[1])
@@ -72,6 +78,61 @@ def sweep_run_dir(run_dir) -> None:
             remove_pool_dir(folder)
         except PermissionError:
             pass  # alive, someone else's
+
+
+class PoolHostProcess:
+    """The replica's pool host (``serving.runtime.host``), started before gunicorn forks its web
+    processes and started again if it ever dies; it dies with this (master) process."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.path = settings.run_dir / f"pools-{os.getpid()}.sock"
+        self.proc: subprocess.Popen | None = None
+        self.stopping = False
+        self.ready = threading.Event()
+        # a long-lived thread starts it: the host's PR_SET_PDEATHSIG follows the starting thread
+        self.thread = threading.Thread(target=self._supervise, daemon=True, name="pool-host")
+
+    def start(self, timeout_s: float = 120) -> "PoolHostProcess":
+        self.thread.start()
+        if not self.ready.wait(timeout_s) or self.stopping:
+            self.stop()
+            raise SystemExit("scorepub: the pool host did not start (its error is above)")
+        return self
+
+    def _supervise(self) -> None:
+        while not self.stopping:
+            started = time.monotonic()
+            self.proc = subprocess.Popen([sys.executable, "-m", "serving.runtime.host", str(self.path)],
+                                         stdin=subprocess.DEVNULL, close_fds=True)
+            self._wait_listening()
+            code = self.proc.wait()
+            if not self.ready.is_set():  # it never came up: a fault to report, not to retry
+                self.stopping = True
+                self.ready.set()
+            if self.stopping:
+                return
+            logging.getLogger("scorepub.server").error("the pool host exited (%s); starting it again", code)
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # no restart storm
+
+    def _wait_listening(self) -> None:
+        while self.proc.poll() is None:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(self.path))
+                    self.ready.set()
+                    return
+                except OSError:
+                    time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
 
 def run(settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
@@ -85,6 +146,13 @@ def run(settings, host: str | None = None, port: int | None = None, workers: int
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    pools = PoolHostProcess(settings).start()
+    settings = dataclasses.replace(settings, pool_socket=str(pools.path))
+
+    def on_exit(server) -> None:
+        pools.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
     options = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.web_workers,
@@ -99,6 +167,9 @@ def run(settings, host: str | None = None, port: int | None = None, workers: int
         "loglevel": "info",
         "proc_name": "scorepub",
         "child_exit": _child_exit,
-        "on_exit": lambda server: shutil.rmtree(metrics_dir, ignore_errors=True),
+        "on_exit": on_exit,
     }
-    _Gunicorn(settings, options).run()
+    try:
+        _Gunicorn(settings, options).run()
+    finally:
+        pools.stop()

@@ -1,14 +1,13 @@
-"""The publish-time smoke call: sample.json through the real runtime, in a throwaway pool."""
+"""The publish-time smoke call: sample.json through the call core, in a throwaway pool of the
+publishing process (the artifact is not in the store yet, and no replica serves it)."""
 from __future__ import annotations
 
 from publisher import artifact
 from publisher.errors import PublishError
 from publisher.schema import parse_schema
 
-from . import codecs
-from .errors import ApiError
+from .calls import CallCore, CallFailed, CallRequest, Target
 from .runtime.dispatcher import Runtime
-from .runtime.errors import RuntimeFailure
 
 
 def smoke_call(settings):
@@ -16,19 +15,19 @@ def smoke_call(settings):
 
     def smoke(art: artifact.Artifact) -> None:
         schema = parse_schema(art.schema_document)
-        try:
-            request = codecs.BY_NAME["rows"].decode(art.members["sample.json"], schema, settings.max_rows)
-        except ApiError as exc:
-            raise PublishError(f"sample.json: {exc.message}") from None
         archive = artifact.build(art.service, art.members, art.manifest["environment"], art.manifest["published"])[1]
         runtime = Runtime(settings, lambda digest: archive)
         try:
-            runtime.call(art.digest, schema, request.inputs, request.parameters)
-        except RuntimeFailure as exc:  # a script's failure names its own file and line already
-            raise PublishError(f"smoke call with sample.json failed: {exc} "
+            CallCore(settings, runtime).score(Target(art.service, art.digest, schema),
+                                              CallRequest(art.members["sample.json"], "rows"))
+        except CallFailed as failed:
+            error = failed.error
+            if error.status == 400 and error.code in ("BadArgument", "BadUserArgument"):
+                raise PublishError(f"sample.json: {error.message}") from None
+            # a script's failure names its own file and line already
+            raise PublishError(f"smoke call with sample.json failed: {failed.reason} "
                                "(publish with --no-smoke to skip it)") from None
         finally:
             runtime.close()
 
     return smoke
-

@@ -1,84 +1,56 @@
-"""What one web process holds: settings, the registry, the artifact store, the runtime."""
+"""What one web process holds, built in a fixed order: settings, the registry and its catalog,
+the artifact store, the runtime, the call core, the version cache, the live router, the call log."""
 from __future__ import annotations
 
 import dataclasses
 import logging
 import threading
 
-import orjson
-
-from publisher import artifact
 from publisher.artifact_store import FolderArtifactStore
 from publisher.packages import installed_versions
 from publisher.registry import Registry
-from publisher.schema import ServiceSchema, parse_schema
+from publisher.settings import Settings
 
 from .call_log import CallLog
+from .calls import CallCore
 from .catalog import Catalog
 from .live_pointer import LiveRouter
-from .runtime.dispatcher import Runtime
+from .runtime.client import HostRuntime
+from .runtime.dispatcher import SANDBOX_OFF_WARNING, Runtime
+from .runtime.errors import RuntimeFailure
 from .throttle import Throttle
+from .version_cache import VersionCache
 
 log = logging.getLogger("scorepub.state")
 
-SANDBOX_OFF_WARNING = ("SCOREPUB_SANDBOX=off: scripts run WITHOUT the sandbox (no namespaces, uid drop, Landlock "
-                       "or seccomp). Development only: never serve untrusted scripts or callers like this.")
-
-
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class AppState:
-    settings: object
+    settings: Settings
     registry: Registry
+    catalog: Catalog
     store: FolderArtifactStore
-    runtime: Runtime
+    runtime: Runtime | HostRuntime  # the replica's pool host under `scorepub serve`, else in-process
     throttle: Throttle
+    calls: CallCore
+    versions: VersionCache
+    router: LiveRouter
     call_log: CallLog
-    catalog: Catalog | None = None
-    router: "LiveRouter | None" = None
-    _schemas: dict = dataclasses.field(default_factory=dict)
-    _samples: dict = dataclasses.field(default_factory=dict)
-    _examples: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings) -> "AppState":
+    def open(cls, settings: Settings) -> "AppState":
         registry = Registry(settings.database_url)
         store = FolderArtifactStore(settings.artifact_dir)
-        state = cls(settings, registry, store, Runtime(settings, store.get), Throttle(settings.run_dir / "throttle"),
-                    CallLog(registry, settings.call_log_keep))
-        state.catalog = Catalog(registry)
-        state.router = LiveRouter(state)
-        return state
+        runtime = HostRuntime(settings) if settings.pool_socket else Runtime(settings, store.get)
+        throttle = Throttle(settings.run_dir / "throttle")
+        calls = CallCore(settings, runtime, throttle)
+        return cls(settings, registry, Catalog(registry), store, runtime, throttle, calls,
+                   VersionCache(store, calls), LiveRouter(registry, runtime), CallLog(registry, settings.call_log_keep))
 
-    def schema(self, digest: str, schema_json: str) -> ServiceSchema:
-        """Parsed once per version (versions are immutable, so the digest is a safe key)."""
-        schema = self._schemas.get(digest)
-        if schema is None:
-            schema = parse_schema(orjson.loads(schema_json), source=f"schema of {digest[:12]}")
-            self._schemas[digest] = schema
-        return schema
+    def schema(self, digest: str, schema_json: str):
+        return self.versions.schema(digest, schema_json)
 
-    def sample(self, digest: str) -> dict | None:
-        if digest not in self._samples:
-            self._samples[digest] = artifact.load(self.store.get(digest), digest).sample
-        return self._samples[digest]
-
-    def example_response(self, digest: str, schema_json: str) -> dict | None:
-        """The native response to sample.json, for the API help page (computed once per version)."""
-        if digest not in self._examples:
-            from . import codecs
-
-            sample = self.sample(digest)
-            example = None
-            if sample is not None:
-                schema = self.schema(digest, schema_json)
-                try:
-                    request = codecs.BY_NAME["rows"].decode_document(sample, schema, self.settings.max_rows)
-                    result = self.runtime.call(digest, schema, request.inputs, request.parameters)
-                    example = orjson.loads(codecs.BY_NAME["rows"].encode(result, False))
-                except Exception:  # noqa: BLE001 - the page still shows the request side
-                    log.exception("example response for %s failed", digest[:12])
-            self._examples[digest] = example
-        return self._examples[digest]
+    def sample(self, digest: str):
+        return self.versions.sample(digest)
 
     def live_versions(self):
         for service in self.registry.services():
@@ -90,14 +62,15 @@ class AppState:
         def run():
             try:
                 for _service, version in self.live_versions():
-                    self.runtime.pool(version.digest, self.schema(version.digest, version.schema_json)).warm()
+                    self.runtime.warm(version.digest)
             except Exception:  # noqa: BLE001 - warming is an optimization; calls start pools anyway
                 log.exception("warming the live versions failed")
 
         threading.Thread(target=run, daemon=True, name="warm-pools").start()
 
     def readiness(self) -> dict:
-        """Registry reachable, sandbox layers, workers of each live version warm (for /readyz)."""
+        """Registry reachable, sandbox layers, the pools of live versions (for /readyz). It reads
+        state only: pools are started by the live router and by calls, never by a probe."""
         sandbox = self.runtime.sandbox_report()
         report = {"ready": True, "registry": {"ok": True}, "services": {}, "sandbox": sandbox,
                   "packages": installed_versions()}
@@ -111,14 +84,18 @@ class AppState:
             report["ready"] = False
             report["registry"] = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
             return report
+        try:
+            pools = self.runtime.status([version.digest for _, version in live])
+        except RuntimeFailure as exc:  # the pool host is down (it is restarted by scorepub serve)
+            report["ready"] = False
+            report["runtime"] = {"ok": False, "error": str(exc)}
+            return report
         for service, version in live:
-            # a version promoted or published since start is warmed here, so readiness converges
-            pool = self.runtime.pool(version.digest, self.schema(version.digest, version.schema_json))
-            pool.warm()
-            status = {"version": version.version, **pool.status()}
+            status = {"version": version.version, **pools[version.digest]}
             report["services"][service.name] = status
-            # a script that fails to load is reported, but does not take the other services down
-            report["ready"] &= status["ready"] or status["load_error"]
+            # a pool stopped for being unused starts on the next call; a script that fails to load
+            # is reported, but does not take the other services down
+            report["ready"] &= bool(status.get("ready") or status.get("load_error") or status.get("stopped_idle"))
         return report
 
     def close(self) -> None:

@@ -19,7 +19,8 @@ from publisher.registry import now
 
 from .. import codecs, openapi
 from ..errors import ApiError
-from ..scoring import execute, state
+from ..calls import CallRequest
+from ..scoring import call, state
 from ..smoke import smoke_call
 from . import bp
 from .auth import login_required
@@ -206,11 +207,10 @@ def console(name: str):
     if request.method == "POST":
         g.service, g.face, g.version_number = svc, "console", version.version
         g.metric_labels = (svc.name, str(version.version))
-        max_rows = st.settings.max_rows
         try:
             raw = body.encode()
             codec, document = codecs.native_request("application/json", raw)
-            result = execute(svc, version, lambda schema: codec.decode_document(document, schema, max_rows))
+            result = call(svc, version, CallRequest(raw, codec.name, document=document)).result
             g.call_status = 200
         except ApiError as exc:
             g.call_status = exc.status
@@ -242,14 +242,15 @@ def api_help(name: str):
     classic_url = f"{base}/workspaces/my-workspace/services/{svc.name}/execute?api-version=2.0&details=true"
     classic_body = doc["paths"][f"/workspaces/{{workspace}}/services/{svc.name}/execute"]["post"][
         "requestBody"]["content"]["application/json"].get("example") or {"Inputs": {}, "GlobalParameters": {}}
-    response_example = st.example_response(version.digest, version.schema_json)
+    response_example, example_error = st.versions.example(svc.name, version.digest, version.schema_json)
     return render_template(
         "help.html", svc=svc, version=version, versions=versions, schema=schema, native_url=native_url,
         classic_url=classic_url, swagger_url=f"{base}/services/{svc.name}/swagger.json",
         native_body=json.dumps(sample, indent=2), classic_body=json.dumps(classic_body, indent=2),
         python_body=textwrap.indent(pprint.pformat(sample, sort_dicts=False, width=80), "    ").lstrip(),
         native_compact=json.dumps(sample), classic_compact=json.dumps(classic_body),
-        response_example=json.dumps(response_example, indent=2) if response_example else None)
+        response_example=json.dumps(response_example, indent=2) if response_example else None,
+        example_error=example_error)
 
 
 @bp.get("/services/<name>/calls")

@@ -12,6 +12,7 @@ from .rows import RowsCodec
 NATIVE: list[Codec] = [RowsCodec(), ColumnsCodec(), CsvCodec()]
 CLASSIC = {"table": ClassicTableCodec(), "swagger": ClassicSwaggerCodec()}
 BY_NAME = {c.name: c for c in NATIVE}
+ALL: dict[str, Codec] = {c.name: c for c in (*NATIVE, *CLASSIC.values())}
 
 
 def media_type(content_type: str | None) -> str:
@@ -49,4 +50,4 @@ def native_response(accept, request_codec: Codec) -> Codec:
     return request_codec
 
 
-__all__ = ["Codec", "DecodedRequest", "NATIVE", "CLASSIC", "native_request", "native_response"]
+__all__ = ["Codec", "DecodedRequest", "NATIVE", "CLASSIC", "ALL", "native_request", "native_response"]

@@ -36,4 +36,29 @@ class NoWorkerAvailable(RuntimeFailure):
 
 
 class PoolClosed(RuntimeFailure):
-    """The pool was drained between finding it and using it (the runtime retries on a fresh one)."""
+    """The pool was closed between finding it and using it (the runtime retries on a fresh one)."""
+
+
+class RuntimeUnavailable(RuntimeFailure):
+    """This replica's pool host is not answering (it is being restarted)."""
+
+
+_WIRE = {cls.__name__: cls for cls in (ScriptFailed, CallTimedOut, MemoryExceeded, WorkerCrashed, OutputTooLarge,
+                                       NoWorkerAvailable, PoolClosed, RuntimeUnavailable)}
+
+
+def failure_to_wire(exc: RuntimeFailure) -> dict:
+    """A failure as a message field, for the pool host to tell a web process what went wrong."""
+    wire = {"failure": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, ScriptFailed):
+        wire.update(traceback=exc.traceback, log=exc.log, at_load=exc.at_load)
+    return wire
+
+
+def failure_from_wire(wire: dict) -> RuntimeFailure:
+    cls = _WIRE.get(wire.get("failure"), WorkerCrashed)
+    message = str(wire.get("message", ""))
+    if cls is ScriptFailed:
+        return ScriptFailed(message, str(wire.get("traceback", "")), str(wire.get("log", "")),
+                            bool(wire.get("at_load")))
+    return cls(message)

@@ -9,6 +9,7 @@ by the table functions: the template's zygote uses the frames before it may star
 """
 from __future__ import annotations
 
+import enum
 import socket
 import struct
 import time
@@ -20,6 +21,17 @@ _BLOB = struct.Struct("<Q")
 MAX_HEADER = 16 * 1024 * 1024
 _TEXT = {str, type(None)}
 _RAW = {"integer": "<i8", "double": "<f8", "boolean": "?", "datetime": "<i8"}
+
+
+class ErrorKind(str, enum.Enum):
+    """Why a worker's call (``result.error.kind``) or a template's load (``load_failed.kind``) failed."""
+
+    SCRIPT = "script"  # the script raised
+    RETURN = "return"  # it returned something that is not a table
+    MEMORY = "memory"  # it ran out of its memory limit
+    OUTPUT_TOO_LARGE = "output_too_large"
+    SANDBOX = "sandbox"  # a sandbox layer could not be set up (not the script's fault)
+    PREPARE = "prepare"  # the artifact could not be prepared (not the script's fault)
 
 
 class ProtocolError(Exception):
@@ -113,16 +125,22 @@ def encode_table(table, blobs: list) -> dict:
             try:
                 blobs.append(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY))
             except orjson.JSONEncodeError:  # lone surrogates, ints beyond 64 bits: as text
-                blobs.append(orjson.dumps([_json_safe(v) for v in values], option=orjson.OPT_SERIALIZE_NUMPY))
+                blobs.append(orjson.dumps([text_safe(v) for v in values], option=orjson.OPT_SERIALIZE_NUMPY))
         cols.append(entry)
     return {"n_rows": table.n_rows, "columns": cols}
 
 
-def _json_safe(value):
+def text_safe(value):
+    """What JSON can carry: strings as valid UTF-8 (a lone surrogate in a cell or an exception
+    message must not kill the worker), integers beyond 64 bits as text, containers walked."""
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return str(value)
+    if isinstance(value, dict):
+        return {k: text_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [text_safe(v) for v in value]
     return value
 
 

@@ -3,14 +3,19 @@
 ``warm`` pools reuse a worker for many calls; ``per-call`` pools keep forked spares ready and
 discard each after one call. A worker that dies, times out or breaks the protocol is killed
 (its whole process group) and replaced by a fresh fork, so the pool returns to size and the
-service keeps serving. If the template itself dies, the next call starts a new one.
+service keeps serving. If the template itself dies, the next lease starts a new one.
+
+A pool's lifecycle (template start, forks, kills, close) runs in order on one executor thread
+of its own; callers wait for an idle worker on a condition variable, never by polling. A
+worker is *leased* to one call at a time and handed back with what the call learnt (its CPU
+time, or that it must be killed).
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import logging
 import os
-import queue
 import shutil
 import signal
 import socket
@@ -19,11 +24,12 @@ import sys
 import threading
 import time
 import uuid
-import zlib
 from pathlib import Path
 
 from . import messages
-from .errors import CallTimedOut, NoWorkerAvailable, OutputTooLarge, PoolClosed, ScriptFailed, WorkerCrashed
+from .errors import NoWorkerAvailable, PoolClosed, ScriptFailed, WorkerCrashed
+from .messages import ErrorKind
+from .uids import UidClaim
 
 log = logging.getLogger("scorepub.runtime")
 
@@ -77,16 +83,17 @@ def exit_text(exit_: dict | None) -> str:
 class TemplateProcess:
     """The web process's handle on one template: start it, fork workers, kill them."""
 
-    def __init__(self, digest: str, artifact_bytes: bytes, schema, settings, spawner: Spawner):
+    def __init__(self, digest: str, artifact_bytes: bytes, schema, settings, spawner: Spawner,
+                 uid: UidClaim | None = None):
         self.settings = settings
         # named after this web process, so a sweep at start-up can tell stale folders (dead pid)
         self.pool_dir = Path(settings.run_dir) / f"p-{os.getpid()}-{digest[:12]}-{uuid.uuid4().hex[:8]}"
         (self.pool_dir / "workers").mkdir(parents=True)
         (self.pool_dir / "template").mkdir()
         os.chmod(self.pool_dir, 0o700)
-        self.uid = None
-        if os.getuid() == 0 and settings.sandbox != "off":
-            self.uid = settings.sandbox_uid_base + zlib.crc32(self.pool_dir.name.encode()) % 50_000
+        self.uid_claim = uid  # held (and so unique on this machine) until close()
+        self.uid = uid.uid if uid is not None else None
+        if self.uid is not None:
             for path in (self.pool_dir, self.pool_dir / "workers", self.pool_dir / "template"):
                 os.chown(path, self.uid, self.uid)
         limits = schema.limits.capped(settings)
@@ -101,6 +108,8 @@ class TemplateProcess:
         except BaseException:
             self.sock.close()
             remove_pool_dir(self.pool_dir)
+            if uid is not None:
+                uid.release()
             raise
         finally:
             child.close()
@@ -120,7 +129,7 @@ class TemplateProcess:
         self.layers = header.get("layers") or {}
         if header.get("op") != "ready":
             self.close()
-            if header.get("kind") in ("sandbox", "prepare"):  # not the script's fault: a 500
+            if header.get("kind") in (ErrorKind.SANDBOX, ErrorKind.PREPARE):  # not the script's fault: a 500
                 raise WorkerCrashed(str(header.get("message", "the sandbox could not be set up")))
             raise ScriptFailed(str(header.get("message", "the script failed to load")),
                                str(header.get("traceback", "")), str(header.get("log", "")), at_load=True)
@@ -158,13 +167,15 @@ class TemplateProcess:
         worker.fork_ms = (time.perf_counter() - t0) * 1000
         return worker
 
-    def kill(self, pid: int) -> dict | None:
+    def kill(self, pid: int) -> None:
+        """SIGKILL a worker's process group; the template answers at once, it reaps later."""
         try:
-            return self._request({"op": "kill", "pid": pid}).get("exit")
+            self._request({"op": "kill", "pid": pid})
         except WorkerCrashed:
-            return None
+            pass
 
     def exit_of(self, pid: int) -> dict | None:
+        """Kill a worker (if it still runs) and wait for how it ended: for a crash's message."""
         try:
             return self._request({"op": "exit", "pid": pid}).get("exit")
         except WorkerCrashed:
@@ -189,6 +200,8 @@ class TemplateProcess:
         except subprocess.TimeoutExpired:
             log.error("template %s did not die after SIGKILL", self.proc.pid)
         remove_pool_dir(self.pool_dir)
+        if self.uid_claim is not None:
+            self.uid_claim.release()
 
 
 def remove_pool_dir(path: Path) -> None:
@@ -216,36 +229,20 @@ def remove_pool_dir(path: Path) -> None:
 
 
 class WorkerProcess:
-    """One forked worker: its pid (in the template's namespace) and the web process's socket."""
+    """One forked worker: its pid (in the template's namespace) and the pool's end of its socket."""
 
     def __init__(self, sock: socket.socket, pid: int, template: TemplateProcess):
         self.sock, self.pid, self.template = sock, pid, template
         self.fork_ms = 0.0
-        self.calls = 0
+        self.calls = 0  # the id of the last call sent; replies must echo it
         self.killed = False
 
-    def call(self, header: dict, blobs: list, timeout: float) -> tuple[dict, list]:
+    def next_call_id(self) -> int:
         self.calls += 1
-        header = {**header, "id": self.calls}
-        deadline = time.monotonic() + timeout
-        try:
-            messages.send(self.sock, header, blobs, deadline=deadline)
-            reply, out = messages.recv(self.sock, max_bytes=self.template.settings.max_output_bytes
-                                       + messages.MAX_HEADER, deadline=deadline)
-        except socket.timeout:
-            self.kill()
-            raise CallTimedOut(f"the script ran past the service's time limit of {timeout:g} s") from None
-        except messages.FrameTooLarge as exc:
-            self.kill()
-            raise OutputTooLarge(f"the worker's answer is over the limit ({exc})") from None
-        except (OSError, messages.ProtocolError):
-            reason = exit_text(self.template.exit_of(self.pid))
-            self.kill()
-            raise WorkerCrashed(f"the worker {reason}") from None
-        if reply.get("id") != self.calls or not isinstance(reply.get("timing", {}), dict):
-            self.kill()
-            raise WorkerCrashed("the worker broke the wire protocol")
-        return reply, out
+        return self.calls
+
+    def crash_reason(self) -> str:
+        return exit_text(self.template.exit_of(self.pid))
 
     def kill(self) -> None:
         if self.killed:
@@ -263,180 +260,182 @@ class Pool:
 
     RETRY_LOAD_AFTER_S = 10.0
 
-    def __init__(self, digest: str, artifact_bytes: bytes, schema, size: int, settings, spawner: Spawner):
+    def __init__(self, digest: str, artifact_bytes: bytes, schema, settings, spawner: Spawner,
+                 take_uid=lambda: None):
         self.digest = digest
         self.artifact_bytes = artifact_bytes
         self.schema = schema
+        self.limits = schema.limits.capped(settings)
         self.per_call = schema.isolation == "per-call"
-        self.size = max(1, size)
+        self.size = max(1, settings.pool_size)
         self.settings = settings
         self.spawner = spawner
-        self.idle: queue.Queue[WorkerProcess] = queue.Queue()
-        self.lock = threading.Lock()
+        self.take_uid = take_uid
+        self.ops = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pool-{digest[:8]}")
+        self.cond = threading.Condition()
+        self.idle: collections.deque[WorkerProcess] = collections.deque()
         self.template: TemplateProcess | None = None
         self.template_starting = False
-        self.starting = 0
-        self.live = 0
+        self.forking = 0
+        self.live = 0  # forked workers of the current template, idle or leased
         self.load_error: tuple[float, Exception] | None = None
         self.closed = False
+        self.idle_limit_s: float | None = None  # set when retired: close after this long unused
         self.restarts = 0
         self.ever_ready = False  # a template has loaded the script here at least once
         self.fork_ms: list[float] = []
         self.in_flight = 0
         self.last_used = time.monotonic()
 
-    # -- template -----------------------------------------------------------------------------
+    # -- lifecycle (on self.ops, in order) ----------------------------------------------------
 
-    def _ensure_template(self) -> TemplateProcess | None:
-        """The running template, or None while one is being started (in the background)."""
-        with self.lock:
-            template = self.template
-            if template is not None and not template.dead:
-                return template
-            if template is not None:  # it died: its workers went with it
-                self.template, self.live, self.idle = None, 0, queue.Queue()
-                threading.Thread(target=template.close, daemon=True).start()
-            if self.template_starting or self.closed:
-                return None
+    def _submit(self, fn, *args) -> None:
+        """Queue a lifecycle step; once closed there is none left to do (close() ends the template,
+        and its workers with it)."""
+        if not self.closed:
+            self.ops.submit(fn, *args)
+
+    def _top_up(self) -> None:
+        """Schedule what brings the pool to size: a template, then forks. Call with self.cond held."""
+        if self.closed:
+            return
+        template = self.template
+        if template is not None and template.dead:  # it died: its workers went with it
+            self.template, self.live = None, 0
+            self.idle.clear()
+            self._submit(template.close)
+            template = None
+        if template is None:
+            if self.template_starting:
+                return
             if self.load_error is not None and time.monotonic() - self.load_error[0] < self.RETRY_LOAD_AFTER_S:
-                return None  # the script failed to load just now: no restart storm
+                return  # the script failed to load just now: no restart storm
             self.template_starting = True
-        threading.Thread(target=self._start_template, daemon=True, name=f"template-{self.digest[:8]}").start()
-        return None
+            self._submit(self._start_template)
+            return
+        for _ in range(max(0, self.size - self.live - self.forking)):
+            self.forking += 1
+            self._submit(self._fork_one, template)
 
     def _start_template(self) -> None:
         try:
-            template = TemplateProcess(self.digest, self.artifact_bytes, self.schema, self.settings, self.spawner)
-        except (ScriptFailed, WorkerCrashed) as exc:
-            with self.lock:
-                self.template_starting = False
-                self.load_error = (time.monotonic(), exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - logged; callers see NoWorkerAvailable
+            template = TemplateProcess(self.digest, self.artifact_bytes, self.schema, self.settings, self.spawner,
+                                       self.take_uid())
+        except (ScriptFailed, WorkerCrashed, NoWorkerAvailable) as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - logged; callers see the failure
             log.exception("template for %s failed to start", self.digest[:12])
-            with self.lock:
-                self.template_starting = False
-                self.load_error = (time.monotonic(), WorkerCrashed(f"the template failed to start: {exc}"))
-            return
-        with self.lock:
+            error = WorkerCrashed(f"the template failed to start: {exc}")
+        else:
+            error = None
+        with self.cond:
             self.template_starting = False
-            if self.closed:
-                template.close()
-                return
-            self.template = template
-            self.load_error = None
-            self.ever_ready = True
-        self.warm()
-
-    # -- workers ------------------------------------------------------------------------------
-
-    def warm(self) -> None:
-        """Bring the pool to size: a template, then forked workers (in the background)."""
-        template = self._ensure_template()
-        if template is None:
-            return
-        with self.lock:
-            missing = max(0, self.size - self.live - self.starting)
-            self.starting += missing
-        for _ in range(missing):
-            threading.Thread(target=self._fork_one, args=(template,), daemon=True).start()
+            if error is not None:
+                self.load_error = (time.monotonic(), error)
+            elif self.closed:
+                template.close()  # on the executor already
+            else:
+                self.template, self.load_error, self.ever_ready = template, None, True
+                self._top_up()
+            self.cond.notify_all()
 
     def _fork_one(self, template: TemplateProcess) -> None:
         try:
             worker = template.fork()
         except WorkerCrashed:
-            with self.lock:
-                self.starting -= 1
-            return
-        with self.lock:
-            self.starting -= 1
-            self.fork_ms = (self.fork_ms + [worker.fork_ms])[-100:]
-            if self.closed or template is not self.template:
-                threading.Thread(target=worker.kill, daemon=True).start()
-                return
-            self.live += 1
-        self.idle.put(worker)
+            worker = None
+        with self.cond:
+            self.forking -= 1
+            if worker is None:
+                self._top_up()  # the template is dead: start another
+            elif self.closed or template is not self.template:
+                self._submit(worker.kill)
+            else:
+                self.fork_ms = (self.fork_ms + [worker.fork_ms])[-100:]
+                self.live += 1
+                self.idle.append(worker)
+            self.cond.notify_all()
 
-    def _acquire(self, wait_s: float) -> WorkerProcess:
+    # -- leases -------------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Bring the pool to size in the background."""
+        with self.cond:
+            self._top_up()
+
+    def lease(self, wait_s: float) -> WorkerProcess:
+        """An idle worker for one call, waiting up to ``wait_s`` (which may include a start)."""
         deadline = time.monotonic() + wait_s
-        while True:
-            if self.closed:
-                raise PoolClosed("the pool was closed")
-            if self.load_error is not None:
-                at, err = self.load_error
-                if time.monotonic() - at < self.RETRY_LOAD_AFTER_S:
-                    raise err
-                self.load_error = None
-            self.warm()
-            try:
-                worker = self.idle.get(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    raise NoWorkerAvailable("no worker became free in time; try again") from None
-                continue
-            if worker.template is self.template and not worker.template.dead:
-                return worker
+        with self.cond:
+            while True:
+                if self.closed:
+                    raise PoolClosed("the pool was closed")
+                if self.load_error is not None:
+                    at, err = self.load_error
+                    if time.monotonic() - at < self.RETRY_LOAD_AFTER_S:
+                        raise err
+                    self.load_error = None
+                self._top_up()
+                while self.idle:
+                    worker = self.idle.popleft()
+                    if worker.template is self.template and not worker.template.dead:
+                        self.in_flight += 1
+                        self.last_used = time.monotonic()
+                        return worker
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise NoWorkerAvailable("no worker became free in time; try again")
+                self.cond.wait(left)
 
-    def call(self, header: dict, blobs: list, timeout: float, wait_s: float) -> tuple[dict, list, dict]:
-        with self.lock:
-            self.in_flight += 1
-        try:
-            return self._call(header, blobs, timeout, wait_s)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
+    def give_back(self, worker: WorkerProcess, cpu_s: float | None = None, kill: bool = False) -> None:
+        """End a lease: the worker serves again, or (per-call, worn, failed) is replaced."""
+        worn = isinstance(cpu_s, (int, float)) and cpu_s > worker.template.cpu_limit_s / 2
+        with self.cond:
+            self.in_flight -= 1
+            self.last_used = time.monotonic()
+            if kill or worn or self.per_call or worker.template is not self.template:
+                if worker.template is self.template:
+                    self.live -= 1
+                self.restarts += int(kill or worn)
+                self._submit(worker.kill)
+                self._top_up()
+            else:
+                self.idle.append(worker)
+            self.cond.notify_all()
 
-    def _call(self, header: dict, blobs: list, timeout: float, wait_s: float) -> tuple[dict, list, dict]:
-        t0 = time.perf_counter()
-        worker = self._acquire(wait_s)
-        queued_ms = (time.perf_counter() - t0) * 1000
-        try:
-            reply, out = worker.call(header, blobs, timeout)
-        except BaseException:
-            self._discard(worker, restart=True)
-            raise
-        self.last_used = time.monotonic()
-        cpu = (reply.get("timing") or {}).get("cpu_s")
-        worn = isinstance(cpu, (int, float)) and cpu > worker.template.cpu_limit_s / 2
-        if self.per_call or worn:
-            self._discard(worker, restart=worn)
-        else:
-            self.idle.put(worker)
-        return reply, out, {"queue_ms": round(queued_ms, 3)}
-
-    def _discard(self, worker: WorkerProcess, restart: bool) -> None:
-        with self.lock:
-            if worker.template is self.template:
-                self.live -= 1
-            self.restarts += int(restart)
-        threading.Thread(target=worker.kill, daemon=True).start()
-        if not self.closed:
-            self.warm()
+    # -- status and ending --------------------------------------------------------------------
 
     def status(self) -> dict:
-        with self.lock:
+        with self.cond:
             error = self.load_error[1] if self.load_error else None
             template = self.template
             forks = sorted(self.fork_ms)
             # ready: the template loaded the script and workers are there (per-call spares refill in ms)
             return {"ready": self.ever_ready and error is None and (self.live > 0 or self.per_call),
-                    "workers": self.live,
-                    "starting": self.starting,
-                    "idle": self.idle.qsize(), "isolation": "per-call" if self.per_call else "warm",
+                    "workers": self.live, "starting": self.forking + int(self.template_starting),
+                    "idle": len(self.idle), "isolation": "per-call" if self.per_call else "warm",
                     "restarts": self.restarts, "load_error": bool(error),
                     "layers": template.layers if template else {},
+                    "uid": template.uid if template else None,
                     "fork_ms_p50": round(forks[len(forks) // 2], 2) if forks else None}
 
-    def drain(self, grace_s: float) -> None:
-        """Close once the calls in flight are done (or after ``grace_s``)."""
-        deadline = time.monotonic() + grace_s
-        while self.in_flight and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.close()
+    def unused_for(self, now: float, default_s: float) -> bool:
+        """Nothing in flight and no lease for this pool's idle limit (0: no limit)."""
+        limit = self.idle_limit_s if self.idle_limit_s is not None else default_s
+        with self.cond:
+            return limit > 0 and self.in_flight == 0 and now - self.last_used > limit
+
+    def _close_locked(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        template, self.template = self.template, None
+        self.idle.clear()
+        if template is not None:
+            self.ops.submit(template.close)
+        self.ops.shutdown(wait=False)
 
     def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            template, self.template = self.template, None
-        if template is not None:
-            template.close()
+        with self.cond:
+            self._close_locked()
+            self.cond.notify_all()

@@ -8,9 +8,9 @@ Started by the pool as ``python -m serving.runtime.template FD``, with only the 
    score.py (so module-level code runs sandboxed) and reports ``ready`` with its layers.
 3. On ``fork`` it forks a **worker**, which narrows Landlock to its own directory and adds the
    worker seccomp filter (no processes, no signals to others), then serves calls; the parent's
-   end of the worker's socketpair goes to the web process over SCM_RIGHTS.
-Control messages (JSON frames, ``messages.py``): init, fork -> forked (+fd), kill -> exited,
-exit -> exited (waits for the worker to be reaped), and ready/load_failed once.
+   end of the worker's socketpair goes to the pool (and from it to the web process leasing the worker) over SCM_RIGHTS.
+Control messages (JSON frames, ``messages.py``): init, fork -> forked (+fd), kill -> killed (at
+once), exit -> exited (kills, then waits for the worker to be reaped), and ready/load_failed once.
 """
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ class Template:
         self.workers_dir = self.pool_dir / "workers"
         self.strict = init["sandbox"] == "strict"
         self.layers: dict[str, dict] = {}
-        self.exits: dict[int, dict] = {}
+        self.exits: dict[int, dict] = {}  # reaped, not yet asked for
         self.children: set[int] = set()
-        self.forks = 0
+        self.reaped: list[int] = []  # whose folders are still to remove
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -149,30 +149,41 @@ class Template:
                 return
             if pid == 0:
                 return
-            self.children.discard(pid)
-            self.exits[pid] = describe_status(status)
+            if pid in self.children:
+                self.children.discard(pid)
+                self.exits[pid] = describe_status(status)
+                self.reaped.append(pid)
 
     def serve(self) -> None:
+        """Answer control messages in order. A kill is answered at once (the worker is reaped
+        when SIGCHLD comes), so forks never queue behind a dying worker; only ``exit``, asked
+        after a crash for its cause, waits (briefly) for the worker to be reaped."""
         signal.signal(signal.SIGCHLD, self._reap)
         while True:
             try:
                 header, _ = messages.recv(self.sock, max_bytes=0)
             except (OSError, messages.ProtocolError):
-                return  # the web process is gone: the namespace goes with us
+                return  # the pool host is gone: the namespace goes with us
             op = header.get("op")
+            pid = int(header.get("pid", 0) or 0)
             if op == "fork":
                 self.fork_worker()
-            elif op in ("kill", "exit"):
-                pid = int(header.get("pid", 0))
-                if op == "kill" and pid in self.children:
-                    try:
-                        os.killpg(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
+            elif op == "kill":
+                self._kill(pid)
+                messages.send(self.sock, {"op": "killed", "pid": pid})
+            elif op == "exit":
+                self._kill(pid)
                 messages.send(self.sock, {"op": "exited", "pid": pid, "exit": self._wait_exit(pid)})
-                self._remove_dir(pid)
             else:
                 return
+            self._remove_reaped()
+
+    def _kill(self, pid: int) -> None:
+        if pid in self.children:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _wait_exit(self, pid: int) -> dict | None:
         deadline = time.monotonic() + 2
@@ -182,13 +193,15 @@ class Template:
                 time.sleep(0.002)
         return self.exits.pop(pid, None)
 
-    def _remove_dir(self, pid: int) -> None:
+    def _remove_reaped(self) -> None:
         import shutil
 
-        shutil.rmtree(self.workers_dir / str(pid), ignore_errors=True)
+        while self.reaped:
+            shutil.rmtree(self.workers_dir / str(self.reaped.pop()), ignore_errors=True)
+        for pid in list(self.exits)[:-256]:  # killed workers nobody asks about
+            del self.exits[pid]
 
     def fork_worker(self) -> None:
-        self.forks += 1
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
@@ -285,7 +298,7 @@ def _zygote(sock: socket.socket, init: dict) -> None:
     except sandbox.SandboxUnavailable as exc:
         failed = next(n for n in sandbox.LAYERS if n not in layers)
         layers[failed] = {"active": False, "detail": str(exc)}
-        messages.send(sock, {"op": "load_failed", "kind": "sandbox", "layers": layers,
+        messages.send(sock, {"op": "load_failed", "kind": messages.ErrorKind.SANDBOX, "layers": layers,
                              "message": f"sandbox layer '{failed}' is unavailable: {exc}"})
         os._exit(4)
     pid = os.fork()
@@ -314,20 +327,20 @@ def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
         template.confine()
         sandbox.die_with_parent()  # the kernel clears it when the uid changes: set it again
     except sandbox.SandboxUnavailable as exc:
-        messages.send(sock, {"op": "load_failed", "kind": "sandbox", "layers": template.layers,
+        messages.send(sock, {"op": "load_failed", "kind": messages.ErrorKind.SANDBOX, "layers": template.layers,
                              "message": f"the sandbox could not be set up: {exc}"})
         return 4
     except Exception as exc:  # noqa: BLE001 - a damaged artifact, or a fault of ours: said, not a bare exit
-        messages.send(sock, {"op": "load_failed", "kind": "prepare", "layers": template.layers,
+        messages.send(sock, {"op": "load_failed", "kind": messages.ErrorKind.PREPARE, "layers": template.layers,
                              "message": f"the service could not be prepared: {type(exc).__name__}: {exc}"[:2000]})
         return 5
     log_path = template.workers_dir / LOG_NAME
     try:
         with _capture(log_path):
             template.load()
-    except BaseException as exc:  # noqa: BLE001 - report any load failure to the web process
+    except BaseException as exc:  # noqa: BLE001 - report any load failure to the pool
         log, _ = _read_log(log_path, int(init["log_cap"]))
-        messages.send(sock, {"op": "load_failed", "kind": "script", "layers": template.layers,
+        messages.send(sock, {"op": "load_failed", "kind": messages.ErrorKind.SCRIPT, "layers": template.layers,
                              "message": one_line(exc, template.files),
                              "traceback": clean_traceback(exc, template.files), "log": log})
         return 3

@@ -56,6 +56,7 @@ class Worker:
 
     def run_call(self, header: dict, blobs: list) -> tuple[dict, list]:
         from serving.runtime import messages
+        from serving.runtime.messages import ErrorKind
         from serving.runtime.output import ReturnValueError, translate
 
         self.calls += 1
@@ -69,7 +70,7 @@ class Worker:
             os.chdir(calldir)
         except OSError as exc:  # the script broke its own worker's folder in an earlier call
             return {"op": "result", "id": header["id"], "log": "",
-                    "error": {"kind": "script", "message": f"the call's working directory could not be made: {exc}"}}, []
+                    "error": {"kind": ErrorKind.SCRIPT, "message": f"the call's working directory could not be made: {exc}"}}, []
         reply: dict = {"op": "result", "id": header["id"]}
         out_blobs: list = []
         try:
@@ -80,11 +81,11 @@ class Worker:
                     script_ms = (time.perf_counter() - t0) * 1000
                     table, notes = translate(returned)
                 except ReturnValueError as exc:
-                    reply["error"] = {"kind": "return", "message": str(exc)}
+                    reply["error"] = {"kind": ErrorKind.RETURN, "message": str(exc)}
                 except MemoryError:
-                    reply["error"] = {"kind": "memory", "message": "the script ran out of memory"}
+                    reply["error"] = {"kind": ErrorKind.MEMORY, "message": "the script ran out of memory"}
                 except BaseException as exc:  # noqa: BLE001 - anything the script raises is its result
-                    reply["error"] = {"kind": "script", "message": one_line(exc, self.files),
+                    reply["error"] = {"kind": ErrorKind.SCRIPT, "message": one_line(exc, self.files),
                                       "traceback": clean_traceback(exc, self.files)}
                 finally:
                     close_figures()  # the next call's plots show that call's drawing only
@@ -97,17 +98,17 @@ class Worker:
                 except MemoryError:
                     out_blobs = []
                     reply = {"op": "result", "id": header["id"], "log": reply["log"],
-                             "error": {"kind": "memory", "message": "out of memory while encoding the output"}}
+                             "error": {"kind": ErrorKind.MEMORY, "message": "out of memory while encoding the output"}}
                 except Exception as exc:  # noqa: BLE001 - a value the wire cannot carry is the script's
                     out_blobs = []
                     reply = {"op": "result", "id": header["id"], "log": reply["log"],
-                             "error": {"kind": "return", "message": f"the output cannot be sent: "
+                             "error": {"kind": ErrorKind.RETURN, "message": f"the output cannot be sent: "
                                                                     f"{type(exc).__name__}: {exc}"[:2000]}}
                 size = sum(len(b) for b in out_blobs)
                 if size > self.max_output:
                     out_blobs = []
                     reply.pop("output"), reply.pop("plots")
-                    reply["error"] = {"kind": "output_too_large",
+                    reply["error"] = {"kind": ErrorKind.OUTPUT_TOO_LARGE,
                                       "message": f"the output is {size} bytes; the limit is {self.max_output}"}
             usage = resource.getrusage(resource.RUSAGE_SELF)
             reply["timing"] = {"worker_ms": round((time.perf_counter() - started) * 1000, 3),
@@ -130,18 +131,7 @@ class Worker:
             if header.get("op") != "call":
                 return
             reply, out = self.run_call(header, blobs)
-            messages.send(self.sock, _text_safe(reply), out)
-
-
-def _text_safe(value):
-    """Strings as valid UTF-8 (a lone surrogate in an exception message must not kill the worker)."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {k: _text_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_text_safe(v) for v in value]
-    return value
+            messages.send(self.sock, messages.text_safe(reply), out)
 
 
 def _check_arity(fn, n_ports: int) -> None:
