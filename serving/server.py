@@ -18,7 +18,7 @@ from publisher.registry import Registry
 # nothing here may import serving.metrics (directly or through the app): prometheus-client
 # must first see PROMETHEUS_MULTIPROC_DIR, which run() sets
 from .runtime.dispatcher import SANDBOX_OFF_WARNING, probe_sandbox
-from .runtime.pool import remove_pool_dir
+from .runtime.pool import sweep_run_dir
 
 
 class _Gunicorn(BaseApplication):
@@ -64,20 +64,6 @@ def check_sandbox(settings) -> dict:
         print(f"scorepub: sandbox strict, layers active: {active} (Landlock ABI {report['landlock_abi']})",
               file=sys.stderr, flush=True)
     return report
-
-
-def sweep_run_dir(run_dir) -> None:
-    """Remove pool folders left by pool hosts (or one-off runtimes) that are gone (a crash, a kill -9)."""
-    for folder in run_dir.glob("p-*-*"):
-        try:
-            pid = int(folder.name.split("-")[1])
-            os.kill(pid, 0)
-        except (ValueError, IndexError):
-            continue
-        except ProcessLookupError:
-            remove_pool_dir(folder)
-        except PermissionError:
-            pass  # alive, someone else's
 
 
 class PoolHostProcess:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import orjson
@@ -27,7 +28,8 @@ from . import messages
 from .errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, PoolClosed, ScriptFailed,
                      WorkerCrashed)
 from .messages import ErrorKind
-from .pool import Pool, Spawner, WorkerProcess
+from .pool import Pool, WorkerProcess, remove_pool_dir, worker_env
+from .spawner import Spawner
 from .uids import UidAllocator
 
 HOUSEKEEPING_S = 1.0
@@ -160,7 +162,8 @@ class Runtime(Calls):
         self.pools: dict[str, Pool] = {}
         self.stopped_idle: set[str] = set()  # pools closed for being unused (they start again on use)
         self.lock = threading.Lock()
-        self.spawner = Spawner()
+        home = Path(settings.run_dir) / f"p-{os.getpid()}-forkserver"
+        self.spawner = Spawner(worker_env(home), home)
         self.uids = (UidAllocator(settings.sandbox_uid_base, settings.uid_dir)
                      if os.getuid() == 0 and settings.sandbox != "off" else None)
         self.stopped = threading.Event()
@@ -255,3 +258,4 @@ class Runtime(Calls):
         for pool in pools:  # let each template's close run (it kills the namespace, removes the folder)
             pool.ops.shutdown(wait=True)
         self.spawner.close()
+        remove_pool_dir(self.spawner.cwd)

@@ -34,7 +34,7 @@ from publisher.settings import Settings
 from . import messages
 from .dispatcher import Runtime
 from .errors import RuntimeFailure, failure_to_wire
-from .pool import Pool, WorkerProcess
+from .pool import Pool, WorkerProcess, sweep_run_dir
 
 log = logging.getLogger("scorepub.pool_host")
 LEASE_GRACE_S = 10.0  # past the call's own time limit, before the host kills a lease itself
@@ -138,7 +138,9 @@ def main(argv=None) -> int:
     from .sandbox import die_with_parent
 
     die_with_parent()  # scorepub serve's supervisor thread; the templates die with us in turn
-    host = PoolHost(Settings.from_env(), Path(argv[0]))
+    settings = Settings.from_env()
+    sweep_run_dir(settings.run_dir)  # the folders of a pool host that died before us
+    host = PoolHost(settings, Path(argv[0]))
 
     def stop(signum, _frame):
         raise SystemExit(0)

@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from pathlib import Path
 from . import messages
 from .errors import NoWorkerAvailable, PoolClosed, ScriptFailed, WorkerCrashed
 from .messages import ErrorKind
+from .spawner import Spawner
 from .uids import UidClaim
 
 log = logging.getLogger("scorepub.runtime")
@@ -53,23 +53,6 @@ def worker_env(home: Path) -> dict:
         "PYTHONUNBUFFERED": "1",
     })
     return env
-
-
-class Spawner:
-    """Starts template processes from one long-lived thread.
-
-    A template asks to be killed when its parent *thread* exits (PR_SET_PDEATHSIG), so it must
-    not be started from a short-lived thread of the web process.
-    """
-
-    def __init__(self):
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
-
-    def popen(self, *args, **kwargs) -> subprocess.Popen:
-        return self._executor.submit(subprocess.Popen, *args, **kwargs).result()
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False)
 
 
 def exit_text(exit_: dict | None) -> str:
@@ -101,10 +84,7 @@ class TemplateProcess:
         self.lock = threading.Lock()
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.proc = spawner.popen(
-                [sys.executable, "-m", "serving.runtime.template", str(child.fileno())],
-                pass_fds=(child.fileno(),), close_fds=True, start_new_session=True, stdin=subprocess.DEVNULL,
-                env=worker_env(self.pool_dir / "template"), cwd=self.pool_dir)
+            self.proc = spawner.spawn(child.fileno(), worker_env(self.pool_dir / "template"), self.pool_dir)
         except BaseException:
             self.sock.close()
             remove_pool_dir(self.pool_dir)
@@ -228,6 +208,20 @@ def remove_pool_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def sweep_run_dir(run_dir) -> None:
+    """Remove pool folders left by pool hosts (or one-off runtimes) that are gone (a crash, a kill -9)."""
+    for folder in run_dir.glob("p-*-*"):
+        try:
+            pid = int(folder.name.split("-")[1])
+            os.kill(pid, 0)
+        except (ValueError, IndexError):
+            continue
+        except ProcessLookupError:
+            remove_pool_dir(folder)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 class WorkerProcess:
     """One forked worker: its pid (in the template's namespace) and the pool's end of its socket."""
 
@@ -313,7 +307,10 @@ class Pool:
             self.template_starting = True
             self._submit(self._start_template)
             return
-        for _ in range(max(0, self.size - self.live - self.forking)):
+        # warm pools grow on demand: one worker, and one more whenever every worker is leased,
+        # up to the pool size (an idle service holds one); per-call pools keep every spare ready
+        wanted = self.size if self.per_call else min(self.size, self.in_flight + 1)
+        for _ in range(max(0, wanted - self.live - self.forking)):
             self.forking += 1
             self._submit(self._fork_one, template)
 

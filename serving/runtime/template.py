@@ -1,6 +1,7 @@
 """The template process of one artifact: it loads everything once, then forks workers on demand.
 
-Started by the pool as ``python -m serving.runtime.template FD``, with only the control socket.
+Forked by the fork server (``forkserver.py``, which has the imports below loaded already) and
+handed only its control socket; ``python -m serving.runtime.template FD`` starts one the same way.
 1. As the **zygote** (single-threaded, nothing imported yet) it enters new network and PID
    namespaces (and a user namespace when not root) and forks the template, PID 1 inside them.
 2. The **template** imports pandas, numpy and matplotlib (Agg), verifies the artifact, unpacks the
@@ -345,6 +346,10 @@ def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
                              "traceback": clean_traceback(exc, template.files), "log": log})
         return 3
     log, _ = _read_log(log_path, int(init["log_cap"]))
+    import gc
+
+    gc.collect()
+    gc.freeze()  # a collection in a worker must not write to (and so copy) the template's pages
     messages.send(sock, {"op": "ready", "load_ms": round((time.perf_counter() - t0) * 1000, 1),
                          "log": log, "layers": template.layers})
     template.serve()
@@ -393,7 +398,11 @@ def main(argv=None) -> int:
     if argv and argv[0] == "--probe":
         sys.stdout.write(orjson.dumps(probe(argv[1] if len(argv) > 1 else "strict")).decode() + "\n")
         return 0
-    sock = socket.socket(fileno=int(argv[0]))
+    return serve_socket(socket.socket(fileno=int(argv[0])))
+
+
+def serve_socket(sock: socket.socket) -> int:
+    """Read the init message (and the artifact) from the pool, then become the zygote."""
     try:
         header, blobs = messages.recv(sock, max_bytes=1 << 40)
     except (OSError, messages.ProtocolError):
