@@ -199,6 +199,18 @@ def test_the_host_kills_a_lease_kept_past_the_call_time_limit(pool_host):
     conn.close()
 
 
+def test_a_connection_stays_open_while_idle_after_a_lease(pool_host):
+    host, digest = pool_host
+    conn, reply, worker = _lease(host.path, digest)
+    worker.close()
+    messages.send(conn, {"op": "release", "lease": reply["lease"], "cpu_s": 0.0, "kill": False})
+    time.sleep(2.5)  # longer than the lease's deadline was (1 s + 0.5 s)
+    messages.send(conn, {"op": "status", "digests": [digest]})
+    status, _ = messages.recv(conn, max_bytes=0, deadline=time.monotonic() + 30)
+    assert status["pools"][digest]["workers"] == 1 and host.runtime.pools[digest].restarts == 0
+    conn.close()
+
+
 def test_the_host_answers_an_unknown_digest_with_a_typed_failure(pool_host):
     host, _ = pool_host
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -68,6 +68,8 @@ class PoolHost:
         try:
             while True:
                 deadline = min((d for _, _, d in leases.values()), default=None)
+                if deadline is None:
+                    conn.settimeout(None)  # an idle connection waits as long as it likes
                 try:
                     header, _ = messages.recv(conn, max_bytes=0, deadline=deadline)
                 except socket.timeout:
