@@ -169,20 +169,9 @@ class Registry:
             raise NotFound(f"service {svc.name!r} has no version {number}")
         return self._version(svc, row)
 
-    def live(self, name: str) -> tuple[ServiceRecord, VersionRecord | None]:
-        svc = self.service(name)
-        if svc.live_version is None:
-            return svc, None
-        return svc, self.version(svc.name, svc.live_version)
-
     def key_hashes(self, service_id: str) -> list[str]:
         with self._read() as conn:
             return list(conn.execute(select(keys_t.c.key_hash).where(keys_t.c.service_id == service_id)).scalars())
-
-    def check_key(self, service_id: str, key: str | None) -> bool:
-        if not key:
-            return False
-        return api_keys.matches(key, self.key_hashes(service_id))
 
     def audit(self, name: str) -> list[dict]:
         svc = self.service(name)
