@@ -23,16 +23,22 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _NO_DEFAULT = object()
 
 
-@dataclasses.dataclass(frozen=True)
-class ColumnSpec:
-    name: str
-    type: str
-    nullable: bool = False
-    default: object = _NO_DEFAULT
+class _MayHaveDefault:
+    """A spec whose ``default`` may be left out (``_NO_DEFAULT``, as None is a default too)."""
+
+    default: object
 
     @property
     def has_default(self) -> bool:
         return self.default is not _NO_DEFAULT
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnSpec(_MayHaveDefault):
+    name: str
+    type: str
+    nullable: bool = False
+    default: object = _NO_DEFAULT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,13 +50,9 @@ class PortSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class ParameterSpec:
+class ParameterSpec(_MayHaveDefault):
     type: str
     default: object = _NO_DEFAULT
-
-    @property
-    def has_default(self) -> bool:
-        return self.default is not _NO_DEFAULT
 
 
 @dataclasses.dataclass(frozen=True)
