@@ -11,7 +11,7 @@ import orjson
 from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from publisher.diff import diff_versions
-from publisher.errors import BundleError, Conflict, NotFound, PublishError, SchemaError, ScriptError
+from publisher.errors import Conflict, NotFound, PublishError
 from publisher.experiment import experiment_from_files
 from publisher.packages import installed_versions
 from publisher.publish import publish_experiment
@@ -26,6 +26,7 @@ from .auth import login_required
 
 UPLOADS = {"score_py": "score.py", "bundle": "bundle.zip", "schema": "schema.json", "sample": "sample.json",
            "requirements": "requirements.txt"}
+FORM_FIELD = {filename: field for field, filename in UPLOADS.items()}  # PublishError.field -> form field
 
 
 def _service(name: str):
@@ -147,7 +148,7 @@ def publish():
             experiment = experiment_from_files(files, st.settings)
             outcome = publish_experiment(experiment, form["name"], settings=st.settings, registry=st.registry,
                                          store=st.store, message=form["message"], promote=form["promote"],
-                                         published_by=g.user, smoke=smoke_call(st.settings))
+                                         published_by=g.user, smoke=_smoke_with_field(smoke_call(st.settings)))
         except PublishError as exc:
             errors[_field_of(exc)] = str(exc)
         else:
@@ -163,21 +164,23 @@ def _no_store(html: str) -> Response:
 
 
 def _field_of(exc: PublishError) -> str:
-    """Which form field an error belongs next to."""
-    text = str(exc)
-    if isinstance(exc, ScriptError):
-        return "score_py"
-    if isinstance(exc, BundleError):
-        return "bundle"
-    if text.startswith("sample.json"):
-        return "sample"
-    if isinstance(exc, SchemaError) or text.startswith("schema.json"):
-        return "schema"
-    if text.startswith("requirements.txt"):
-        return "requirements"
-    if text.startswith("smoke call"):
-        return "score_py"
-    return "name"
+    """Which form field an error belongs next to: the file it names, else the service name."""
+    return FORM_FIELD.get(exc.field, "name")
+
+
+def _smoke_with_field(smoke):
+    """The smoke call, its errors given the file they belong to: a sample the request codec
+    refuses (raised while handling the codec's ApiError) is sample.json's; a failed call, score.py's."""
+
+    def call(art) -> None:
+        try:
+            smoke(art)
+        except PublishError as exc:
+            if exc.field is None:
+                exc.field = "sample.json" if isinstance(exc.__context__, ApiError) else "score.py"
+            raise
+
+    return call
 
 
 def _version_or_live(svc, number: int | None):
