@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
 import re
 import uuid
 from contextlib import contextmanager
@@ -39,6 +40,14 @@ def _is_uuid(text: str) -> bool:
         return str(uuid.UUID(text)) == text.lower()
     except ValueError:
         return False
+
+
+def default_actor() -> str:
+    """Who acts, for the audit log, when no one is named: the OS user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def now() -> dt.datetime:
