@@ -20,7 +20,6 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class ArtifactStore(Protocol):
     def put(self, digest: str, data: bytes) -> None: ...
     def get(self, digest: str) -> bytes: ...
-    def exists(self, digest: str) -> bool: ...
 
 
 class FolderArtifactStore:
@@ -33,9 +32,6 @@ class FolderArtifactStore:
         if not _DIGEST.fullmatch(digest):
             raise ArtifactError(f"not a sha256 digest: {digest!r}")
         return self.root / digest[:2] / f"{digest}.zip"
-
-    def exists(self, digest: str) -> bool:
-        return self.path(digest).is_file()
 
     def put(self, digest: str, data: bytes) -> None:
         """Write to a temporary name in the same folder, fsync, check, then rename into place."""

@@ -9,11 +9,12 @@ import click
 import orjson
 
 from .artifact_store import FolderArtifactStore
-from .diff import diff_versions
 from .errors import PublishError
-from .publish import default_actor, publish
-from .registry import Registry
+from .registry import Registry, default_actor
 from .settings import Settings
+
+# Heavy modules (pandas, numpy, the experiment checks) are imported by the commands that need
+# them, so the commands that only read or change the registry start fast.
 
 
 class Context:
@@ -85,6 +86,8 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
     @one_line_errors
     def publish_cmd(ctx, folder, name, message, promote, bundle, no_smoke, by, as_json):
         """Validate, freeze and register an experiment folder as a new version."""
+        from .publish import publish
+
         smoke = None if no_smoke or smoke_factory is None else smoke_factory(ctx)
         outcome = publish(folder, name, settings=ctx.settings, registry=ctx.registry, store=ctx.store,
                           message=message, promote=promote, published_by=by or default_actor(),
@@ -211,6 +214,8 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
     def diff_cmd(ctx, name, v1, v2, as_json):
         """What changed between two versions: files, schema, parameters, limits; and how a
         Python 2.7 version was converted (give the same version twice to see just that)."""
+        from .diff import diff_versions
+
         d = diff_versions(ctx.registry, ctx.store, name, v1, v2)
         lines = [f"{name}: v{v1} -> v{v2}"]
         for title, key in (("schema", "schema"), ("parameters", "parameters"), ("limits", "limits")):

@@ -19,10 +19,12 @@ from .table import NAT, Column, Table
 
 MISSING = object()  # a row that lacks the column's key
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_TRUE = {"true", "1"}
-_FALSE = {"false", "0"}
-_BOOL_TEXT = {"true": True, "false": False, "True": True, "False": False, "TRUE": True, "FALSE": False,
-              "1": True, "0": False}
+# the one truth table for boolean text: matched after strip() and lower()
+_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
+# the same words in the spellings looked up as they are by the whole-column path (anything else,
+# padded or in mixed case, goes cell by cell through _BOOL_WORDS)
+_BOOL_EXACT = {form: value for word, value in _BOOL_WORDS.items()
+               for form in (word, word.capitalize(), word.upper())}
 # pandas also reads "now", "today", "" and "NaT": only values that start with a date go the fast way
 _ISO_DATE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -101,11 +103,9 @@ def _cell_boolean(v):
     if isinstance(v, bool):
         return v
     if isinstance(v, str):
-        low = v.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
+        value = _BOOL_WORDS.get(v.strip().lower())
+        if value is not None:
+            return value
     raise CellError("is not a boolean (true or false)")
 
 
@@ -160,7 +160,7 @@ def _fast(type_: str, values: list, kinds: set):
         except (ValueError, OverflowError):
             return None
     if type_ == "boolean" and kinds == {str}:
-        mapped = list(map(_BOOL_TEXT.get, values))
+        mapped = list(map(_BOOL_EXACT.get, values))
         return None if None in mapped else np.array(mapped, dtype=bool)
     if type_ == "datetime" and kinds <= {str}:
         if not all(_ISO_DATE.match(v) for v in values if v is not None):

@@ -49,7 +49,7 @@ def _json(name: str, data: bytes):
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise PublishError(f"{name}: not valid JSON ({exc})") from None
+        raise PublishError(f"{name}: not valid JSON ({exc})", field=name) from None
 
 
 def read_experiment(folder: Path, settings, bundle_path: Path | None = None) -> Experiment:
@@ -63,7 +63,7 @@ def read_experiment(folder: Path, settings, bundle_path: Path | None = None) -> 
              ("score.py", "schema.json", "sample.json", "requirements.txt", "bundle.zip") if (folder / name).is_file()}
     if bundle_path is not None:
         if not Path(bundle_path).is_file():
-            raise PublishError(f"bundle: {bundle_path} does not exist")
+            raise PublishError(f"bundle: {bundle_path} does not exist", field="bundle.zip")
         files["bundle.zip"] = Path(bundle_path).read_bytes()
     elif (folder / "bundle").is_dir():
         if "bundle.zip" in files:
@@ -150,17 +150,18 @@ def classic_uses(sources: python2.ExperimentSources, compat: str) -> list[str]:
 
 def check_sample(sample, schema: ServiceSchema, max_rows: int) -> None:
     if not isinstance(sample, dict):
-        raise PublishError("sample.json: must be {\"input1\": [rows], ...} or a list of rows")
+        raise PublishError("sample.json: must be {\"input1\": [rows], ...} or a list of rows", field="sample.json")
     unknown = set(sample) - set(schema.inputs)
     if unknown:
-        raise PublishError(f"sample.json: port(s) {', '.join(sorted(unknown))} not declared in the schema")
+        raise PublishError(f"sample.json: port(s) {', '.join(sorted(unknown))} not declared in the schema",
+                           field="sample.json")
     for port, spec in schema.inputs.items():
         if port not in sample:
-            raise PublishError(f"sample.json: has no rows for port {port}")
+            raise PublishError(f"sample.json: has no rows for port {port}", field="sample.json")
         try:
             rows_to_table(port, spec, sample[port], max_rows)
         except InputError as exc:
-            raise PublishError(f"sample.json: {exc.target}: {exc.message}") from None
+            raise PublishError(f"sample.json: {exc.target}: {exc.message}", field="sample.json") from None
 
 
 def check_requirements(text: bytes) -> None:
@@ -172,14 +173,14 @@ def check_requirements(text: bytes) -> None:
         try:
             req = Requirement(line)
         except InvalidRequirement as exc:
-            raise PublishError(f"requirements.txt:{number}: {exc}") from None
+            raise PublishError(f"requirements.txt:{number}: {exc}", field="requirements.txt") from None
         if req.marker is not None and not req.marker.evaluate():
             continue
         try:
             installed = importlib.metadata.version(req.name)
         except importlib.metadata.PackageNotFoundError:
             raise PublishError(f"requirements.txt:{number}: package '{req.name}' is not installed "
-                               "in the serving environment") from None
+                               "in the serving environment", field="requirements.txt") from None
         if req.specifier and not req.specifier.contains(installed, prereleases=True):
             raise PublishError(f"requirements.txt:{number}: {req} is wanted but {req.name} {installed} "
-                               "is installed")
+                               "is installed", field="requirements.txt")

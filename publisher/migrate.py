@@ -43,12 +43,12 @@ def migrate(folder: Path, out: Path | None = None) -> Migration:
         try:
             schema = orjson.loads((folder / "schema.json").read_bytes())
         except orjson.JSONDecodeError as exc:
-            raise PublishError(f"schema.json: not valid JSON ({exc})") from None
+            raise PublishError(f"schema.json: not valid JSON ({exc})", field="schema.json") from None
     declared = schema.get("python_version") if isinstance(schema, dict) else None
     try:
         declared = python2.normalize_version(None if declared is None else str(declared))
     except ValueError as exc:
-        raise PublishError(f"schema.json: python_version: {exc}") from None
+        raise PublishError(f"schema.json: python_version: {exc}", field="schema.json") from None
 
     sources = {"score.py": (folder / "score.py").read_bytes()}
     bundle_dir, bundle_zip = folder / "bundle", folder / "bundle.zip"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import getpass
 import platform
 from pathlib import Path
 from typing import Callable
@@ -16,7 +15,7 @@ from . import artifact
 from .artifact_store import ArtifactStore
 from .errors import NotFound
 from .experiment import Experiment, read_experiment
-from .registry import Published, Registry, check_service_name
+from .registry import Published, Registry, check_service_name, default_actor  # noqa: F401 - re-exported
 from .schema import schema_to_document
 
 # A smoke call runs the sample through the real runtime; the serving layer supplies it.
@@ -39,13 +38,6 @@ class PublishOutcome:
 
 def environment() -> dict:
     return {"python": platform.python_version(), "pandas": pandas.__version__, "numpy": numpy.__version__}
-
-
-def default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def publish(folder: Path, name: str, *, settings, registry: Registry, store: ArtifactStore,

@@ -5,8 +5,11 @@ the Alembic migrations in ``publisher/migrations`` only. Every change is one tra
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
+import functools
+import getpass
 import re
 import uuid
 from contextlib import contextmanager
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import api_keys
 from .errors import Conflict, NotFound, PublishError
@@ -25,6 +28,25 @@ SERVICE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 NOTIFY_CHANNEL = "scorepub_registry"
 AUDIT_KEEP = 10_000
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision, read from the migration files (without Alembic)."""
+    revisions, parents = set(), set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        assigned = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                if node.targets[0].id in ("revision", "down_revision"):
+                    assigned[node.targets[0].id] = ast.literal_eval(node.value)
+        revisions.add(assigned["revision"])
+        down = assigned.get("down_revision")
+        parents.update(down if isinstance(down, (tuple, list)) else [down] if down else [])
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations in {_MIGRATIONS} have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def check_service_name(name: str) -> None:
@@ -39,6 +61,14 @@ def _is_uuid(text: str) -> bool:
         return str(uuid.UUID(text)) == text.lower()
     except ValueError:
         return False
+
+
+def default_actor() -> str:
+    """Who acts, for the audit log, when no one is named: the OS user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def now() -> dt.datetime:
@@ -107,7 +137,24 @@ class Registry:
             self.migrate()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe to run from several processes)."""
+        """Bring the schema to the newest migration (safe to run from several processes).
+
+        One query tells whether it is there already, the common case; only otherwise is Alembic
+        loaded, which upgrades under a lock and looks again (so two processes opening a fresh
+        database at once both end at the head, migrated once).
+        """
+        if self.schema_revisions() != {head_revision()}:
+            self._upgrade()
+
+    def schema_revisions(self) -> set[str]:
+        """The revisions in the database's alembic_version table (none for a fresh database)."""
+        try:
+            with self._read() as conn:
+                return set(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+        except DBAPIError:  # no such table yet
+            return set()
+
+    def _upgrade(self, target: str = "head") -> None:
         from alembic import command
         from alembic.config import Config
 
@@ -117,7 +164,7 @@ class Registry:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305143)")
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, target)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -169,20 +216,9 @@ class Registry:
             raise NotFound(f"service {svc.name!r} has no version {number}")
         return self._version(svc, row)
 
-    def live(self, name: str) -> tuple[ServiceRecord, VersionRecord | None]:
-        svc = self.service(name)
-        if svc.live_version is None:
-            return svc, None
-        return svc, self.version(svc.name, svc.live_version)
-
     def key_hashes(self, service_id: str) -> list[str]:
         with self._read() as conn:
             return list(conn.execute(select(keys_t.c.key_hash).where(keys_t.c.service_id == service_id)).scalars())
-
-    def check_key(self, service_id: str, key: str | None) -> bool:
-        if not key:
-            return False
-        return api_keys.matches(key, self.key_hashes(service_id))
 
     def audit(self, name: str) -> list[dict]:
         svc = self.service(name)

@@ -23,16 +23,22 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _NO_DEFAULT = object()
 
 
-@dataclasses.dataclass(frozen=True)
-class ColumnSpec:
-    name: str
-    type: str
-    nullable: bool = False
-    default: object = _NO_DEFAULT
+class _MayHaveDefault:
+    """A spec whose ``default`` may be left out (``_NO_DEFAULT``, as None is a default too)."""
+
+    default: object
 
     @property
     def has_default(self) -> bool:
         return self.default is not _NO_DEFAULT
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnSpec(_MayHaveDefault):
+    name: str
+    type: str
+    nullable: bool = False
+    default: object = _NO_DEFAULT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,13 +50,9 @@ class PortSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class ParameterSpec:
+class ParameterSpec(_MayHaveDefault):
     type: str
     default: object = _NO_DEFAULT
-
-    @property
-    def has_default(self) -> bool:
-        return self.default is not _NO_DEFAULT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +96,23 @@ def _python_version(value) -> None:
         raise ValidationError("Must be one of: " + ", ".join(f'"{v}"' for v in VERSION_LABELS) + ".")
 
 
+UNKNOWN_KEY = "unknown key (a typo?)"
+
+
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
+
+    def handle_error(self, error: ValidationError, data, *, many: bool, **kwargs):
+        """Say which of the problems are keys this level does not declare, found by comparing the
+        document's keys with the declared fields (marshmallow reports each under its key)."""
+        if many or not isinstance(data, dict) or not isinstance(error.messages, dict):
+            return
+        declared = {f.data_key if f.data_key is not None else name for name, f in self.load_fields.items()}
+        unknown = [key for key in data if key not in declared and key in error.messages]
+        if unknown:
+            messages = {**error.messages, **{key: [UNKNOWN_KEY] for key in unknown}}
+            raise ValidationError(messages, data=data, valid_data=error.valid_data)
 
 
 class _ColumnSchema(_Strict):
@@ -223,10 +239,7 @@ def _flatten(messages, path=()):
         for m in messages:
             yield from _flatten(m, path)
     else:
-        text = str(messages)
-        if text == "Unknown field.":
-            text = "unknown key (a typo?)"
-        yield ".".join(path) or "(top level)", text.rstrip(".")
+        yield ".".join(path) or "(top level)", str(messages).rstrip(".")
 
 
 def parse_schema(document, source: str = "schema.json") -> ServiceSchema:
@@ -278,7 +291,7 @@ def infer_schema(sample: dict) -> ServiceSchema:
     rows = sample.get("input1") if isinstance(sample, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise SchemaError("sample.json: without schema.json, sample.json must hold "
-                          "{\"input1\": [row objects]} to infer the columns from")
+                          "{\"input1\": [row objects]} to infer the columns from", field="sample.json")
     names: list[str] = []
     for r in rows:
         names.extend(k for k in r if k not in names)

@@ -46,9 +46,6 @@ class Column:
     def classic_label(self) -> str:
         return self.label or CLASSIC_LABELS[self.type]
 
-    def __len__(self) -> int:
-        return len(self.data)
-
     def to_series(self) -> pd.Series:
         """The pandas Series a script receives for this column."""
         return pd.Series(self.frame_value(), name=self.name, copy=False)

@@ -9,11 +9,9 @@ import orjson
 
 from publisher.cli import json_option, one_line_errors, pass_ctx, register_publisher_commands
 from publisher.errors import PublishError
-from publisher.schema import parse_schema
 
-from .calls import CallCore, CallFailed, CallRequest, Target
-from .runtime.dispatcher import Runtime
-from .smoke import smoke_call
+# The codecs, the runtime, pandas and Flask are imported by the commands that use them: the
+# registry commands (services, versions, promote, ...) load none of them.
 
 
 @click.group()
@@ -27,6 +25,8 @@ def cli():
 
 
 def smoke_factory(ctx):
+    from .smoke import smoke_call
+
     return smoke_call(ctx.settings)
 
 
@@ -43,6 +43,11 @@ register_publisher_commands(cli, smoke_factory)
 @one_line_errors
 def score_cmd(ctx, name, file, number, details, as_json):
     """Score FILE (.json rows or .csv) locally through the same runtime, without HTTP."""
+    from publisher.schema import parse_schema
+
+    from .calls import CallCore, CallFailed, CallRequest, Target
+    from .runtime.dispatcher import Runtime
+
     registry = ctx.registry
     svc = registry.service(name)
     if number is None:
@@ -119,7 +124,8 @@ def serve_cmd(ctx, host, port, workers):
 @one_line_errors
 def quickstart_cmd(ctx, examples, host, port):
     """Publish every example, print a key and a curl line for each, then serve."""
-    from publisher.publish import default_actor, publish
+    from publisher.publish import publish
+    from publisher.registry import default_actor
 
     from .server import run
 

@@ -23,10 +23,10 @@ def smoke_call(settings):
         except CallFailed as failed:
             error = failed.error
             if error.status == 400 and error.code in ("BadArgument", "BadUserArgument"):
-                raise PublishError(f"sample.json: {error.message}") from None
+                raise PublishError(f"sample.json: {error.message}", field="sample.json") from None
             # a script's failure names its own file and line already
             raise PublishError(f"smoke call with sample.json failed: {failed.reason} "
-                               "(publish with --no-smoke to skip it)") from None
+                               "(publish with --no-smoke to skip it)", field="score.py") from None
         finally:
             runtime.close()
 

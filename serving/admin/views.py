@@ -11,7 +11,7 @@ import orjson
 from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from publisher.diff import diff_versions
-from publisher.errors import BundleError, Conflict, NotFound, PublishError, SchemaError, ScriptError
+from publisher.errors import Conflict, NotFound, PublishError
 from publisher.experiment import experiment_from_files
 from publisher.packages import installed_versions
 from publisher.publish import publish_experiment
@@ -27,6 +27,7 @@ from .auth import login_required
 
 UPLOADS = {"score_py": "score.py", "bundle": "bundle.zip", "schema": "schema.json", "sample": "sample.json",
            "requirements": "requirements.txt"}
+FORM_FIELD = {filename: field for field, filename in UPLOADS.items()}  # PublishError.field -> form field
 
 
 def _service(name: str):
@@ -164,21 +165,8 @@ def _no_store(html: str) -> Response:
 
 
 def _field_of(exc: PublishError) -> str:
-    """Which form field an error belongs next to."""
-    text = str(exc)
-    if isinstance(exc, ScriptError):
-        return "score_py"
-    if isinstance(exc, BundleError):
-        return "bundle"
-    if text.startswith("sample.json"):
-        return "sample"
-    if isinstance(exc, SchemaError) or text.startswith("schema.json"):
-        return "schema"
-    if text.startswith("requirements.txt"):
-        return "requirements"
-    if text.startswith("smoke call"):
-        return "score_py"
-    return "name"
+    """Which form field an error belongs next to: the file it names, else the service name."""
+    return FORM_FIELD.get(exc.field, "name")
 
 
 def _version_or_live(svc, number: int | None):

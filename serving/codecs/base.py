@@ -5,7 +5,6 @@ import dataclasses
 from typing import Protocol
 
 import orjson
-from marshmallow import RAISE, Schema, ValidationError, fields
 
 from publisher.coercion import InputError
 from publisher.parameters import resolve_parameters
@@ -59,33 +58,26 @@ def parse_json(body: bytes):
         raise bad_argument("InputParseError", f"The request body is not valid JSON: {exc}.") from None
 
 
-_ENVELOPES: dict[tuple, type[Schema]] = {}
-
-
 def check_envelope(document, ports: tuple[str, ...], where: str = "", with_parameters: bool = True) -> None:
-    """The ports of a request (and its GlobalParameters), checked with marshmallow."""
+    """The ports of a request (each required, not null) and, if allowed, GlobalParameters: no other key.
+
+    A misnamed port is both an unknown key and a missing port: the unknown key is named.
+    """
     if not isinstance(document, dict):
         raise bad_argument("InputParseError", f"{where or 'The request body'} must be a JSON object of input "
                                               f"ports (like {{\"input1\": ...}}).", where or None)
-    cls = _ENVELOPES.get((ports, with_parameters))
-    if cls is None:
-        declared = {p: fields.Raw(required=True, allow_none=False) for p in ports}
-        if with_parameters:
-            declared["GlobalParameters"] = fields.Raw(allow_none=True)
-        cls = Schema.from_dict(declared, name="Envelope_" + "_".join(ports))
-        _ENVELOPES[(ports, with_parameters)] = cls
-    try:
-        cls(unknown=RAISE).load(document)
-    except ValidationError as exc:
-        # a misnamed port shows as one unknown and one missing key: name the unknown one
-        items = sorted(exc.messages.items(), key=lambda kv: kv[1] != ["Unknown field."])
-        key, problems = items[0]
-        target = f"{where}.{key}" if where else key
-        problem = problems[0] if isinstance(problems, list) else str(problems)
-        if problem == "Unknown field.":
-            raise bad_argument("UnexpectedInput", f"'{key}' is not an input of this service "
-                               f"(its inputs: {', '.join(ports) or 'none'}).", target) from None
-        raise bad_argument("MissingInput", f"Input '{key}' is missing or null.", target) from None
+    allowed = set(ports) | ({"GlobalParameters"} if with_parameters else set())
+    unknown = next((key for key in document if key not in allowed), None)
+    if unknown is not None:
+        raise bad_argument("UnexpectedInput", f"'{unknown}' is not an input of this service "
+                           f"(its inputs: {', '.join(ports) or 'none'}).", _target(where, unknown))
+    missing = next((port for port in ports if document.get(port) is None), None)
+    if missing is not None:
+        raise bad_argument("MissingInput", f"Input '{missing}' is missing or null.", _target(where, missing))
+
+
+def _target(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 def convert(fn, *args):

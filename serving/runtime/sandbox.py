@@ -268,57 +268,104 @@ _ALWAYS_DENIED = (
     "acct", "quotactl", "open_by_handle_at", "name_to_handle_at", "fanotify_init", "move_mount", "open_tree",
     "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr", "socket", "io_uring_setup", "personality",
 )
+# the worker's filter adds these (seccomp_worker)
+_WORKER_DENIED = ("socketpair", "fork", "vfork", "tkill", "pidfd_send_signal", "pidfd_open", "rt_sigqueueinfo",
+                  "rt_tgsigqueueinfo")
+_WORKER_THREADS_ONLY = "clone"  # allowed with CLONE_THREAD only
+_WORKER_ENOSYS = "clone3"  # glibc falls back to clone for threads
+_WORKER_SELF_ONLY = ("kill", "tgkill")  # allowed aimed at the worker itself only
+
+# Every name above must be one libseccomp knows: it answers __NR_SCMP_ERROR (-1) for a name it does
+# not know, and rule creation then fails with the same EINVAL as for other faults, so names are
+# resolved and checked first: a misspelled one fails the start-up probe. A name libseccomp knows but this architecture lacks resolves to a
+# negative pseudo number; a rule for it is accepted and does nothing. That is expected only for:
+MAY_BE_ABSENT = {
+    "fork": "not on arm64 or riscv64 (clone only)",
+    "vfork": "not on arm64, riscv64 or mips",
+    "kexec_file_load": "not on 32-bit x86 or mips",
+}
+# and for the calls some architectures multiplex through socketcall (32-bit x86, ppc, s390): there
+# the pseudo number stands for socketcall with that call's argument, which libseccomp filters.
+MULTIPLEXED = frozenset({"socket", "socketpair"})
 
 
-def _filter(extra_denied=(), rules=None):
+def seccomp_names() -> tuple[str, ...]:
+    """Every syscall name the template's and the workers' filters use."""
+    return (_ALWAYS_DENIED + _WORKER_DENIED + (_WORKER_THREADS_ONLY, _WORKER_ENOSYS) + _WORKER_SELF_ONLY)
+
+
+def _libseccomp():
     if _seccomp is None:
         raise SandboxUnavailable(f"seccomp: libseccomp is not usable ({_SECCOMP_ERROR}); "
                                  "install the pyseccomp package and Debian's libseccomp2")
-    seccomp = _seccomp
+    return _seccomp
+
+
+def resolve_syscalls(names, arch: int | None = None) -> dict[str, int]:
+    """Each name's number on ``arch`` (the native one by default); a name libseccomp does not
+    know (misspelled), or one this architecture lacks that is not expected to, is refused."""
+    seccomp = _libseccomp()
+    arch = seccomp.system_arch() if arch is None else arch
+    numbers = {}
+    for name in names:
+        number = seccomp.resolve_syscall(arch, name)
+        if number == -1:  # __NR_SCMP_ERROR
+            raise SandboxUnavailable(f"seccomp: unknown syscall name {name!r} in the sandbox's rules "
+                                     "(misspelled, or newer than this libseccomp)")
+        if number < 0 and name not in MAY_BE_ABSENT and name not in MULTIPLEXED:
+            raise SandboxUnavailable(f"seccomp: syscall {name!r} does not exist on this architecture "
+                                     f"(libseccomp arch {arch:#x}) and is not one expected to be absent")
+        numbers[name] = number
+    return numbers
+
+
+def _filter(extra_denied=(), rules=None):
+    seccomp = _libseccomp()
+    nr = resolve_syscalls(seccomp_names())  # all of them, the workers' too: a bad name fails the probe
     f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
     for name in _ALWAYS_DENIED + tuple(extra_denied):
-        try:
-            f.add_rule(seccomp.ERRNO(errno.EPERM), name)
-        except (RuntimeError, ValueError, OSError):
-            pass  # a syscall this architecture does not have
+        f.add_rule(seccomp.ERRNO(errno.EPERM), nr[name])
     for rule in rules or ():
-        rule(f, seccomp)
+        rule(f, seccomp, nr)
     return f
 
 
 def seccomp_template() -> None:
     """The template's filter: no sockets, exec, tracing or namespace games (fork is allowed)."""
     try:
-        _filter().load()
+        f = _filter()
+        f.load()
     except SandboxUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - libseccomp missing or the kernel refusing
         raise SandboxUnavailable(f"seccomp: {type(exc).__name__}: {exc}") from None
 
 
-def seccomp_worker(pid: int) -> None:
-    """A worker's extra filter: no new processes (threads are fine), no signals to others."""
+def _worker_filter(pid: int):
     if pid <= 0:
         raise SandboxUnavailable(f"seccomp (worker): bad pid {pid}")
-    def processes(f, seccomp):
-        f.add_rule(seccomp.ERRNO(errno.EPERM), "clone",
-                   seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
-        f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")  # glibc falls back to clone for threads
-        for call in ("fork", "vfork"):
-            f.add_rule(seccomp.ERRNO(errno.EPERM), call)
 
-    def signals(f, seccomp):
+    def processes(f, seccomp, nr):
+        f.add_rule(seccomp.ERRNO(errno.EPERM), nr[_WORKER_THREADS_ONLY],
+                   seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
+        f.add_rule(seccomp.ERRNO(errno.ENOSYS), nr[_WORKER_ENOSYS])
+
+    def signals(f, seccomp, nr):
         # kill/tgkill only aimed at this very process (libseccomp takes one comparison per
         # argument and rule, hence "above" and "below" as two rules; negative pids are huge
         # as unsigned numbers, so "above" also covers process groups and -1)
-        for call in ("kill", "tgkill"):
-            f.add_rule(seccomp.ERRNO(errno.EPERM), call, seccomp.Arg(0, seccomp.GT, pid))
-            f.add_rule(seccomp.ERRNO(errno.EPERM), call, seccomp.Arg(0, seccomp.LT, pid))
-        for call in ("tkill", "pidfd_send_signal", "pidfd_open", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
-            f.add_rule(seccomp.ERRNO(errno.EPERM), call)
+        for call in _WORKER_SELF_ONLY:
+            f.add_rule(seccomp.ERRNO(errno.EPERM), nr[call], seccomp.Arg(0, seccomp.GT, pid))
+            f.add_rule(seccomp.ERRNO(errno.EPERM), nr[call], seccomp.Arg(0, seccomp.LT, pid))
 
+    return _filter(_WORKER_DENIED, (processes, signals))
+
+
+def seccomp_worker(pid: int) -> None:
+    """A worker's extra filter: no new processes (threads are fine), no signals to others."""
     try:
-        _filter(("socketpair",), (processes, signals)).load()
+        f = _worker_filter(pid)
+        f.load()
     except SandboxUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,126 @@
+"""Decisions taken from structure, not from English message text (issue 12, part 4)."""
+from __future__ import annotations
+
+import pytest
+
+from publisher.errors import BundleError, Conflict, PublishError, SchemaError, ScriptError
+from publisher.experiment import experiment_from_files
+from publisher.schema import UNKNOWN_KEY, parse_schema
+from serving.admin import views
+from serving.codecs.base import check_envelope
+from serving.errors import ApiError
+from serving.runtime.errors import RuntimeFailure
+
+SCORE = b"def azureml_main(df1=None, df2=None):\n    return df1\n"
+SCHEMA = b'{"inputs": {"input1": {"columns": [{"name": "a", "type": "integer"}]}}}'
+
+
+def refused(files, settings) -> PublishError:
+    with pytest.raises(PublishError) as info:
+        experiment_from_files({"score.py": SCORE, **files}, settings)
+    return info.value
+
+
+# -- PublishError.field, and the admin form field it picks ------------------------------------
+
+@pytest.mark.parametrize("files, field, form_field, starts", [
+    ({"schema.json": b"{"}, "schema.json", "schema", "schema.json: not valid JSON"),
+    ({"schema.json": b'{"inputs": {"input1": {"colums": []}}}'}, "schema.json", "schema", "schema.json: "),
+    ({}, "schema.json", "schema", "schema.json: missing"),
+    ({"sample.json": b"{"}, "sample.json", "sample", "sample.json: not valid JSON"),
+    ({"sample.json": b'{"input1": 3}'}, "sample.json", "sample", "sample.json: without schema.json"),
+    ({"schema.json": SCHEMA, "sample.json": b'{"input1": [{"a": "x"}]}'}, "sample.json", "sample", "sample.json: "),
+    ({"schema.json": SCHEMA, "sample.json": b'{"input2": []}'}, "sample.json", "sample", "sample.json: port(s)"),
+    ({"schema.json": SCHEMA, "requirements.txt": b"no-such-package-here==1\n"}, "requirements.txt",
+     "requirements", "requirements.txt:1: "),
+    ({"schema.json": SCHEMA, "requirements.txt": b"!!!\n"}, "requirements.txt", "requirements", "requirements.txt:1"),
+    ({"schema.json": SCHEMA, "bundle.zip": b"not a zip"}, "bundle.zip", "bundle", "bundle: not a zip"),
+])
+def test_each_refusal_names_its_file(settings, files, field, form_field, starts):
+    exc = refused(files, settings)
+    assert str(exc).startswith(starts)
+    assert exc.field == field and views._field_of(exc) == form_field
+
+
+def test_a_bad_script_is_score_pys(settings):
+    with pytest.raises(ScriptError) as info:
+        experiment_from_files({"score.py": b"def f(:\n", "schema.json": SCHEMA}, settings)
+    assert info.value.field == "score.py" and views._field_of(info.value) == "score_py"
+
+
+def test_the_class_gives_a_default_and_a_raise_site_may_override_it():
+    assert SchemaError("x").field == "schema.json" and BundleError("x").field == "bundle.zip"
+    assert SchemaError("sample.json: ...", field="sample.json").field == "sample.json"
+    assert PublishError("x").field is None and views._field_of(Conflict("retired")) == "name"
+    assert str(PublishError("the message", field="sample.json")) == "the message"
+
+
+def test_the_message_text_no_longer_decides():
+    # once, a message starting with "sample.json" went next to the sample whatever raised it
+    assert views._field_of(PublishError("sample.json is fine, the name is not")) == "name"
+
+
+def _failing_smoke(error):
+    def smoke(art):
+        try:
+            raise error
+        except ApiError as exc:
+            raise PublishError(f"sample.json: {exc.message}") from None
+        except RuntimeFailure as exc:
+            raise PublishError(f"smoke call with sample.json failed: {exc}") from None
+    return smoke
+
+
+def test_smoke_call_errors_go_to_the_sample_or_the_script():
+    bad_sample = ApiError(400, "BadArgument", "Input 'input1' is missing or null.")
+    with pytest.raises(PublishError) as info:
+        views._smoke_with_field(_failing_smoke(bad_sample))(None)
+    assert views._field_of(info.value) == "sample"
+    with pytest.raises(PublishError) as info:
+        views._smoke_with_field(_failing_smoke(RuntimeFailure("boom")))(None)
+    assert views._field_of(info.value) == "score_py"
+
+
+# -- unknown keys, found by comparing keys with the declared fields ---------------------------
+
+def test_unknown_keys_in_a_schema_are_named_at_every_level():
+    with pytest.raises(SchemaError) as info:
+        parse_schema({"inputs": {"input1": {"columns": [{"name": "a", "type": "integer", "nulable": True}]}},
+                      "limts": {}})
+    assert str(info.value) == (f"schema.json: inputs.input1.columns[0].nulable: {UNKNOWN_KEY}; "
+                               f"limts: {UNKNOWN_KEY}")
+    with pytest.raises(SchemaError) as info:
+        parse_schema({"inputs": {"input1": {"columns": []}}, "parameters": {"p": {"type": "string", "defualt": 1}}})
+    assert str(info.value) == f"schema.json: parameters.p.defualt: {UNKNOWN_KEY}"
+
+
+def test_a_declared_key_with_a_bad_value_is_not_called_unknown():
+    with pytest.raises(SchemaError) as info:
+        parse_schema({"inputs": {"input1": {"columns": [], "min_rows": "1"}}})
+    assert UNKNOWN_KEY not in str(info.value) and "inputs.input1.min_rows: Not a valid integer" in str(info.value)
+
+
+@pytest.mark.parametrize("document, code, target", [
+    ({"input3": []}, "UnexpectedInput", "input3"),  # and input1, input2 missing: the unknown one is named
+    ({"input1": [], "inptu2": []}, "UnexpectedInput", "inptu2"),
+    ({"input1": [], "x": 1, "y": 2}, "UnexpectedInput", "x"),  # the first in the document, every time
+    ({}, "MissingInput", "input1"),
+    ({"input1": [], "input2": None}, "MissingInput", "input2"),
+    ({"input1": [], "input2": [], "GlobalParameters": None}, None, None),
+])
+def test_envelope_keys(document, code, target):
+    if code is None:
+        check_envelope(document, ("input1", "input2"))
+        return
+    with pytest.raises(ApiError) as info:
+        check_envelope(document, ("input1", "input2"))
+    (got,) = info.value.details
+    assert (info.value.code, got["code"], got["target"]) == ("BadArgument", code, target)
+
+
+def test_envelope_without_parameters():
+    with pytest.raises(ApiError) as info:
+        check_envelope({"input1": [], "GlobalParameters": {}}, ("input1",), where="Inputs", with_parameters=False)
+    (got,) = info.value.details
+    assert (got["code"], got["target"]) == ("UnexpectedInput", "Inputs.GlobalParameters")
+    assert info.value.message == "'GlobalParameters' is not an input of this service (its inputs: input1)."
