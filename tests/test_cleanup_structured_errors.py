@@ -60,25 +60,28 @@ def test_the_message_text_no_longer_decides():
     assert views._field_of(PublishError("sample.json is fine, the name is not")) == "name"
 
 
-def _failing_smoke(error):
-    def smoke(art):
-        try:
-            raise error
-        except ApiError as exc:
-            raise PublishError(f"sample.json: {exc.message}") from None
-        except RuntimeFailure as exc:
-            raise PublishError(f"smoke call with sample.json failed: {exc}") from None
-    return smoke
+def _smoke(settings, script: str, sample: list) -> PublishError:
+    """A real smoke call (serving/smoke.py) of a frozen experiment; the error it raised."""
+    import orjson
+
+    from publisher import artifact
+    from serving.smoke import smoke_call
+
+    members = {"score.py": script.encode(), "sample.json": orjson.dumps({"input1": sample}),
+               "schema.json": orjson.dumps({"inputs": {"input1": {"columns": [{"name": "x", "type": "integer"}]}}})}
+    digest, archive = artifact.build("t", members, {}, {})
+    with pytest.raises(PublishError) as info:
+        smoke_call(settings)(artifact.load(archive, digest))
+    return info.value
 
 
-def test_smoke_call_errors_go_to_the_sample_or_the_script():
-    bad_sample = ApiError(400, "BadArgument", "Input 'input1' is missing or null.")
-    with pytest.raises(PublishError) as info:
-        views._smoke_with_field(_failing_smoke(bad_sample))(None)
-    assert views._field_of(info.value) == "sample"
-    with pytest.raises(PublishError) as info:
-        views._smoke_with_field(_failing_smoke(RuntimeFailure("boom")))(None)
-    assert views._field_of(info.value) == "score_py"
+def test_smoke_call_errors_go_to_the_sample_or_the_script(settings):
+    fine = "def azureml_main(df):\n    return df,\n"
+    error = _smoke(settings, fine, [{"y": 1}])
+    assert str(error).startswith("sample.json: ") and views._field_of(error) == "sample"
+    error = _smoke(settings, "def azureml_main(df):\n    raise ValueError('boom')\n", [{"x": 1}])
+    assert "smoke call with sample.json failed: score.py:2: ValueError: boom" in str(error)
+    assert views._field_of(error) == "score_py"
 
 
 # -- unknown keys, found by comparing keys with the declared fields ---------------------------
