@@ -9,7 +9,6 @@ from publisher.schema import UNKNOWN_KEY, parse_schema
 from serving.admin import views
 from serving.codecs.base import check_envelope
 from serving.errors import ApiError
-from serving.runtime.errors import RuntimeFailure
 
 SCORE = b"def azureml_main(df1=None, df2=None):\n    return df1\n"
 SCHEMA = b'{"inputs": {"input1": {"columns": [{"name": "a", "type": "integer"}]}}}'

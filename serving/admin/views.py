@@ -20,7 +20,7 @@ from publisher.registry import now
 from .. import codecs, openapi
 from ..errors import ApiError
 from ..calls import CallRequest
-from ..scoring import call, state
+from ..scoring import call as score_call, state
 from ..smoke import smoke_call
 from . import bp
 from .auth import login_required
@@ -198,7 +198,7 @@ def console(name: str):
         try:
             raw = body.encode()
             codec, document = codecs.native_request("application/json", raw)
-            result = call(svc, version, CallRequest(raw, codec.name, document=document)).result
+            result = score_call(svc, version, CallRequest(raw, codec.name, document=document)).result
             g.call_status = 200
         except ApiError as exc:
             g.call_status = exc.status
