@@ -42,22 +42,18 @@ def pss_kib(pid: int) -> int:
     return rollup(pid).get("Pss", 0)
 
 
-def children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            pass
-    return out
-
-
-def tree(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (through /proc/PID/task/*/children)."""
     found, todo = [], [pid]
     while todo:
         p = todo.pop()
-        found.append(p)
-        todo += children(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = [int(c) for c in (task / "children").read_text().split()]
+            except FileNotFoundError:
+                kids = []
+            found += kids
+            todo += kids
     return found
 
 
@@ -106,9 +102,9 @@ def main() -> int:
                                   headers={"Authorization": f"Bearer {key}"}, timeout=120)
                 r.raise_for_status()
         time.sleep(1)
-        pids = tree(server.pid)
+        pids = [server.pid, *descendants(server.pid)]
         host = [p for p in pids if "serving.runtime.host" in cmdline(p)]
-        sandbox = {p for h in host for p in tree(h) if p != h}
+        sandbox = {p for h in host for p in descendants(h)}
         web = [p for p in pids if p not in sandbox and p not in host]
         sandbox_kib = sum(pss_kib(p) for p in sandbox)
         report = {"services": args.services, "web_workers": args.web_workers,

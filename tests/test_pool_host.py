@@ -20,6 +20,9 @@ import pytest
 import requests
 
 from conftest import ROOT, Server, cli_env
+
+sys.path.insert(0, str(ROOT / "bench"))
+from memory import cmdline, descendants  # noqa: E402 - bench/memory.py walks process trees the same way
 from publisher import artifact
 from publisher.schema import parse_schema
 from publisher.coercion import rows_to_table
@@ -52,27 +55,6 @@ def wait_until(check, timeout: float = 60.0, what: str = "condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"{what} not reached within {timeout:g} s")
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                kids = [int(c) for c in (task / "children").read_text().split()]
-            except FileNotFoundError:
-                kids = []
-            found += kids
-            todo += kids
-    return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except FileNotFoundError:
-        return ""
 
 
 # -- one call site ---------------------------------------------------------------------------
@@ -128,7 +110,10 @@ def test_templates_come_from_one_fork_server_and_survive_its_replacement(setting
         template = runtime.pools[digest].template.proc
         assert template.pid in descendants(server.pid)  # forked by the fork server, not executed
         os.kill(server.pid, signal.SIGKILL)
-        template.wait(timeout=30)  # its templates die with it (PR_SET_PDEATHSIG)
+        template.wait(timeout=30)
+        wait_until(lambda: not Path(f"/proc/{template.pid}").exists(),
+                   what="the template dying with the fork server (PR_SET_PDEATHSIG)")
+        assert runtime.pools[digest].template.dead  # known at once: no lease goes to its workers
         result = wait_until(lambda: _try_call(runtime, digest), what="a call after the fork server died")
         assert result.output.columns[1].data.tolist() == [4]
         assert runtime.spawner._proc.pid != server.pid

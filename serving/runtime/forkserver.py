@@ -30,7 +30,7 @@ import socket  # noqa: E402
 import sys  # noqa: E402
 
 from serving.runtime import messages, sandbox  # noqa: E402
-from serving.runtime.template import describe_status  # noqa: E402
+from serving.runtime.template import describe_status, reap_children  # noqa: E402
 
 
 def preload() -> None:
@@ -70,7 +70,6 @@ def serve(sock: socket.socket) -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD reaches the wakeup fd
-    children: set[int] = set()
     while True:
         try:
             ready, _, _ = select.select([sock, wake_r], [], [])
@@ -81,7 +80,7 @@ def serve(sock: socket.socket) -> None:
                 os.read(wake_r, 4096)
             except BlockingIOError:
                 pass
-            for pid, status in _reap(children):
+            for pid, status in reap_children():
                 messages.send(sock, {"op": "exited", "pid": pid, "exit": describe_status(status)})
         if sock not in ready:
             continue
@@ -111,20 +110,7 @@ def serve(sock: socket.socket) -> None:
             finally:
                 os._exit(code)
         os.close(fds[0])
-        children.add(pid)
         messages.send(sock, {"op": "spawned", "id": header.get("id"), "pid": pid})
-
-
-def _reap(children: set[int]):
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        children.discard(pid)
-        yield pid, status
 
 
 def main(argv=None) -> int:

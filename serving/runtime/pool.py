@@ -82,9 +82,13 @@ class TemplateProcess:
         limits = schema.limits.capped(settings)
         self.cpu_limit_s = max(60, 4 * limits.timeout_s)
         self.lock = threading.Lock()
+        self.dead = False
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = spawner.spawn(child.fileno(), worker_env(self.pool_dir / "template"), self.pool_dir)
+            self.proc.on_exit = self._ended
+            if self.proc.poll() is not None:  # it ended before it could be told
+                self._ended()
         except BaseException:
             self.sock.close()
             remove_pool_dir(self.pool_dir)
@@ -113,7 +117,10 @@ class TemplateProcess:
                 raise WorkerCrashed(str(header.get("message", "the sandbox could not be set up")))
             raise ScriptFailed(str(header.get("message", "the script failed to load")),
                                str(header.get("traceback", "")), str(header.get("log", "")), at_load=True)
-        self.dead = False
+
+    def _ended(self) -> None:
+        """The template's zygote ended (the fork server says so): no lease may use its workers."""
+        self.dead = True
 
     def _death(self) -> str:
         try:

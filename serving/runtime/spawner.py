@@ -31,6 +31,7 @@ class ForkedProcess:
         self.pid = pid
         self.returncode: int | None = None
         self._ended = threading.Event()
+        self.on_exit = lambda: None  # the pool's template marks itself dead
 
     def _exited(self, exit_: dict) -> None:
         if "signal" in exit_:
@@ -41,6 +42,7 @@ class ForkedProcess:
         else:
             self.returncode = int(exit_.get("code", -1))
         self._ended.set()
+        self.on_exit()
 
     def poll(self) -> int | None:
         return self.returncode

@@ -44,6 +44,18 @@ def describe_status(status: int) -> dict:
     return {"code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1}
 
 
+def reap_children():
+    """Reap every child that has ended, without waiting: (pid, wait status) for each."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
+
+
 class Template:
     def __init__(self, sock: socket.socket, init: dict, artifact_bytes: bytes):
         self.sock = sock
@@ -143,13 +155,7 @@ class Template:
         self.module, self.fn = load_script(self.score_py, int(self.init["n_ports"]))
 
     def _reap(self, *_):
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reap_children():
             if pid in self.children:
                 self.children.discard(pid)
                 self.exits[pid] = describe_status(status)
