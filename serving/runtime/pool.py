@@ -415,7 +415,7 @@ class Pool:
             template = self.template
             forks = sorted(self.fork_ms)
             # ready: the template loaded the script and workers are there (per-call spares refill in ms)
-            return {"ready": self.ever_ready and error is None and (self.live > 0 or self.per_call),
+            return {"running": True, "ready": self.ever_ready and error is None and (self.live > 0 or self.per_call),
                     "workers": self.live, "starting": self.forking + int(self.template_starting),
                     "idle": len(self.idle), "isolation": "per-call" if self.per_call else "warm",
                     "restarts": self.restarts, "load_error": bool(error),
