@@ -124,6 +124,24 @@ def scorepub(*args, env: dict, check=True, input=None) -> subprocess.CompletedPr
     return proc
 
 
+def cli(*args, env: dict, check=True, input=None) -> subprocess.CompletedProcess:
+    """``scorepub ARGS`` in this process with click's runner: stdout and stderr apart, the exit code,
+    the environment of ``env`` (SCOREPUB_* of this process left out, as for a real run)."""
+    from click.testing import CliRunner
+
+    from serving.cli import cli as command
+
+    environ = {k: None for k in os.environ if k.startswith("SCOREPUB_")}
+    environ.update({k: v for k, v in env.items() if k.startswith("SCOREPUB_")})
+    result = CliRunner().invoke(command, list(args), env=environ, input=input, prog_name="scorepub")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback: a real run would have printed it and exited 1
+    proc = subprocess.CompletedProcess(["scorepub", *args], result.exit_code, result.stdout, result.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"scorepub {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def cli_env(home: Path, **extra) -> dict:
     HOMES.add(Path(home))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREPUB_")}

@@ -1,21 +1,19 @@
 """The ``scorepub`` command line (publishing.md, "The CLI").
 
 A few cases run it as a real process (``python -m serving.cli``: the entry point, real stdout and
-stderr, the exit status); the rest run the same click command in this process (``cli`` below),
+stderr, the exit status); the rest run the same click command in this process (conftest's ``cli``),
 which saves the 2-3 s each process spends importing pandas and SQLAlchemy. Scripts (smoke calls,
 ``score``) still run in real sandboxed workers either way.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import zipfile
 
 import orjson
 import pytest
 
-from conftest import EXAMPLES, cli_env, scorepub
+from conftest import EXAMPLES, cli, cli_env, scorepub
 
 
 @pytest.fixture
@@ -29,24 +27,6 @@ def experiment(tmp_path):
     folder = tmp_path / "exp"
     shutil.copytree(EXAMPLES / "hello-bundle", folder)
     return folder
-
-
-def cli(*args, env: dict, check=True, input=None) -> subprocess.CompletedProcess:
-    """``scorepub ARGS`` in this process with click's runner: stdout and stderr apart, the exit code,
-    the environment of ``env`` (SCOREPUB_* of this process left out, as for a real run)."""
-    from click.testing import CliRunner
-
-    from serving.cli import cli as command
-
-    environ = {k: None for k in os.environ if k.startswith("SCOREPUB_")}
-    environ.update({k: v for k, v in env.items() if k.startswith("SCOREPUB_")})
-    result = CliRunner().invoke(command, list(args), env=environ, input=input, prog_name="scorepub")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception  # a traceback: a real run would have printed it and exited 1
-    proc = subprocess.CompletedProcess(["scorepub", *args], result.exit_code, result.stdout, result.stderr)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"scorepub {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def as_json(proc):
