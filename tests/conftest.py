@@ -327,9 +327,14 @@ class Server(Home):
         self.stop()
         raise RuntimeError(f"server did not start within {timeout} s:\n{self.log.read_text()}")
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask gunicorn to stop (SIGTERM to its group) without waiting: several stop at once."""
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.terminate()
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
