@@ -360,12 +360,12 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One real server (gunicorn) with every example published, for what needs a real socket."""
+    """One real server (gunicorn) with two examples published, for what needs a real socket."""
     home = tmp_path_factory.mktemp("server-home")
     env = cli_env(home, SCOREPUB_MAX_BODY_BYTES=str(2 * 1024 * 1024), SCOREPUB_WEB_WORKERS="1",
                   SCOREPUB_POOL_SIZE="1")
     srv = Server(home, env)
-    srv.publish_examples()
+    srv.publish_examples(("expression-evaluator", "hello-bundle"))  # what its tests call: no idle pools to warm
     srv.start()
     yield srv
     srv.stop()

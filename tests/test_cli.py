@@ -43,10 +43,11 @@ def one_line_error(proc) -> str:
 
 def test_publish_prints_keys_once_and_json_fields(env, experiment):
     """A real process: the entry point, human and --json output on stdout."""
-    human = scorepub("publish", str(experiment), "--name", "hello", env=env)
+    human = scorepub("publish", str(experiment), "--name", "hello", "--no-smoke", env=env)  # smoke: other tests
     assert "published hello version 1" in human.stdout and "primary key: " in human.stdout
     experiment.joinpath("score.py").write_text(experiment.joinpath("score.py").read_text() + "\n# v2\n")
-    out = as_json(scorepub("publish", str(experiment), "--name", "hello", "-m", "second", "--json", env=env))
+    out = as_json(scorepub("publish", str(experiment), "--name", "hello", "-m", "second", "--json", "--no-smoke",
+                           env=env))
     assert {"service", "version", "digest", "live", "keys"} - {"keys"} <= set(out)
     assert out["service"] == "hello" and out["version"] == 2 and out["live"] is False
     assert "keys" not in out and len(out["digest"]) == 64
@@ -101,13 +102,13 @@ def test_json_errors_are_json(env, experiment):
 
 
 def test_versions_promote_rollback_retire_keys_diff_score(env, experiment, tmp_path):
-    cli("publish", str(experiment), "--name", "hello", env=env)
+    cli("publish", str(experiment), "--name", "hello", "--no-smoke", env=env)  # the smoke call: tests above
     score = experiment / "score.py"
     score.write_text(score.read_text().replace("greeting", "salutation"))
     schema = orjson.loads(experiment.joinpath("schema.json").read_bytes())
     schema["limits"] = {"timeout_s": 5}
     experiment.joinpath("schema.json").write_bytes(orjson.dumps(schema))
-    v2 = as_json(cli("publish", str(experiment), "--name", "hello", "--json", "-m", "rename", env=env))
+    v2 = as_json(cli("publish", str(experiment), "--name", "hello", "--json", "-m", "rename", "--no-smoke", env=env))
     assert v2["version"] == 2 and not v2["live"]
 
     assert as_json(cli("promote", "hello", "2", "--json", env=env))["live_version"] == 2
@@ -143,7 +144,7 @@ def test_versions_promote_rollback_retire_keys_diff_score(env, experiment, tmp_p
 
 
 def test_score_reports_a_bad_input_and_a_script_error(env, experiment, tmp_path):
-    cli("publish", str(experiment), "--name", "hello", env=env)
+    cli("publish", str(experiment), "--name", "hello", "--no-smoke", env=env)
     bad = tmp_path / "bad.json"
     bad.write_text('{"input1": [{"nam": "Ada"}]}')
     line = one_line_error(cli("score", "hello", str(bad), env=env, check=False))
@@ -151,7 +152,7 @@ def test_score_reports_a_bad_input_and_a_script_error(env, experiment, tmp_path)
     experiment.joinpath("score.py").write_text(
         "import pandas as pd\n\ndef azureml_main(df1):\n    if df1['name'][0] == 'boom':\n"
         "        raise ValueError('boom!')\n    return df1,\n")
-    cli("publish", str(experiment), "--name", "hello", "--promote", env=env)
+    cli("publish", str(experiment), "--name", "hello", "--promote", "--no-smoke", env=env)
     bad.write_text('{"input1": [{"name": "boom"}]}')
     line = one_line_error(cli("score", "hello", str(bad), env=env, check=False))
     assert "Error 0085" in line and "ValueError: boom!" in line
