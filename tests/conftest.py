@@ -308,12 +308,19 @@ class Server(Home):
         self.log = self.home / "server.log"
 
     def start(self, timeout: float = START_TIMEOUT_S) -> "Server":
+        self.launch()
+        return self.wait_started(timeout)
+
+    def launch(self) -> None:
+        """Start ``scorepub serve`` without waiting (``wait_started`` waits): several start at once."""
         self.home.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port)],
                                      env=self.env, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_die_with_pytest)
         logf.close()
+
+    def wait_started(self, timeout: float = START_TIMEOUT_S) -> "Server":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -105,15 +105,16 @@ def cluster(tmp_path_factory):
               "SCOREPUB_SECRET_KEY": "cluster-test-secret", "SCOREPUB_WEB_WORKERS": "2", "SCOREPUB_POOL_SIZE": "1"}
     publisher = Home(root / "cli", cli_env(root / "cli", **shared))  # publishes and promotes, as the CLI would
     published = publisher.publish(EXAMPLES / "hello-bundle", "cluster-svc")
-    replicas = []
-    for i in range(2):
-        replicas.append(Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared)))
-        try:
-            replicas[-1].start()
-        except Exception:
-            for srv in replicas:
-                srv.stop()
-            raise
+    replicas = [Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared)) for i in range(2)]
+    try:
+        for srv in replicas:
+            srv.launch()  # both start at once
+        for srv in replicas:
+            srv.wait_started()
+    except Exception:
+        for srv in replicas:
+            srv.stop()
+        raise
     port = free_port()
     prefix = root / "nginx"
     (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, a=replicas[0].port, b=replicas[1].port,
