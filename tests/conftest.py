@@ -1,4 +1,5 @@
-"""Shared fixtures: fresh SCOREPUB_HOMEs, registries on SQLite and PostgreSQL, a real server."""
+"""Shared fixtures: fresh SCOREPUB_HOMEs, registries on SQLite and PostgreSQL, the app in this
+process (Flask's test client) and a real server (gunicorn)."""
 from __future__ import annotations
 
 import os
@@ -77,9 +78,27 @@ def registry(database_url):
     reg.dispose()
 
 
+class Reply:
+    """A Flask test-client response seen through the parts of ``requests.Response`` the tests read
+    (status_code, headers, text, content, json()), so one test body runs on either client."""
+
+    def __init__(self, response):
+        self.status_code = response.status_code
+        self.headers = response.headers  # case-insensitive, like requests'
+        self.content = response.get_data()
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return orjson.loads(self.content)
+
+
 def error_of(response, status: int, code: str, detail_code: str | None = None) -> dict:
-    """The error envelope of ``response``, checked: status, JSON, code, and a details item with a
-    classic detail code (every error has one: classic clients read ``error.details[0]``)."""
+    """The error envelope of ``response`` (a ``requests`` response or a :class:`Reply`), checked:
+    status, JSON, code, and a details item with a classic detail code (every error has one:
+    classic clients read ``error.details[0]``)."""
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     err = response.json()["error"]
@@ -105,6 +124,24 @@ def scorepub(*args, env: dict, check=True, input=None) -> subprocess.CompletedPr
     return proc
 
 
+def cli(*args, env: dict, check=True, input=None) -> subprocess.CompletedProcess:
+    """``scorepub ARGS`` in this process with click's runner: stdout and stderr apart, the exit code,
+    the environment of ``env`` (SCOREPUB_* of this process left out, as for a real run)."""
+    from click.testing import CliRunner
+
+    from serving.cli import cli as command
+
+    environ = {k: None for k in os.environ if k.startswith("SCOREPUB_")}
+    environ.update({k: v for k, v in env.items() if k.startswith("SCOREPUB_")})
+    result = CliRunner().invoke(command, list(args), env=environ, input=input, prog_name="scorepub")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback: a real run would have printed it and exited 1
+    proc = subprocess.CompletedProcess(["scorepub", *args], result.exit_code, result.stdout, result.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"scorepub {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
 def cli_env(home: Path, **extra) -> dict:
     HOMES.add(Path(home))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREPUB_")}
@@ -121,54 +158,95 @@ def _die_with_pytest() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-class Server:
-    """A real ``scorepub serve`` (gunicorn) on a loopback port."""
+START_TIMEOUT_S = 120  # a busy 2-core machine can take long to start gunicorn and its workers
+POLL_TIMEOUT = (5, 10)  # connect, read: one slow answer is not fatal, the poll goes on
+SWITCH_TIMEOUT_S = 60  # a promote reaches a process once the new version's workers are warm
 
-    def __init__(self, home: Path, env: dict):
-        self.home = home
-        self.env = env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``check()`` until it returns something true; an exception counts as not yet."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - e.g. a read timeout on a busy machine: poll again
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout} s (last error: {last!r})")
+        time.sleep(interval)
+
+
+class Home:
+    """A SCOREPUB_HOME, with services published into it in this process (``publisher.publish``,
+    what ``scorepub publish`` runs; the CLI itself is tested in test_cli.py)."""
+
+    def __init__(self, home: Path, env: dict | None = None):
+        self.home = Path(home)
+        self.env = env if env is not None else cli_env(self.home)
+        HOMES.add(self.home)
+        self.settings = Settings.from_env(self.env)
         self.keys: dict[str, dict] = {}
-        self.proc = None
-        self.log = home / "server.log"
+        self._registry: Registry | None = None
 
-    def publish(self, folder: Path, name: str, *extra) -> dict:
-        out = orjson.loads(scorepub("publish", str(folder), "--name", name, "--json", *extra, env=self.env).stdout)
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            self._registry = Registry(self.settings.database_url)
+        return self._registry
+
+    def publish(self, folder: Path, name: str, *, smoke: bool = False, promote: bool = False,
+                message: str = "") -> dict:
+        """Publish ``folder`` as ``name`` (without the smoke call unless asked); its keys are kept."""
+        from publisher.publish import publish
+
+        smoke_fn = None
+        if smoke:
+            from serving.smoke import smoke_call
+
+            smoke_fn = smoke_call(self.settings)
+        out = publish(Path(folder), name, settings=self.settings, registry=self.registry,
+                      store=FolderArtifactStore(self.settings.artifact_dir), message=message, promote=promote,
+                      published_by="tests", smoke=smoke_fn).as_dict()
         if out.get("keys"):
             self.keys[name] = out["keys"]
         return out
 
-    def start(self) -> "Server":
-        self.home.mkdir(parents=True, exist_ok=True)
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port)],
-                                     env=self.env, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_pytest)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
+    def publish_examples(self, names=None) -> None:
+        for folder in sorted(EXAMPLES.iterdir()):
+            if (folder / "score.py").is_file() and (names is None or folder.name in names):
+                self.publish(folder, folder.name)
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+    def close_registry(self) -> None:
+        if self._registry is not None:
+            self._registry.dispose()
+            self._registry = None
 
-    def wait_for_version(self, name: str, version: int, body, timeout: float = 10.0) -> float:
-        """Call until the live version served is ``version`` (a replica switches once it is warm);
+    # -- HTTP, through ``request`` (a real socket or the in-process test client) ------------------
+
+    def request(self, method: str, path: str, **kw):
+        raise NotImplementedError
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw):
+        return self.request("POST", path, **kw)
+
+    def score(self, name: str, body, key: str | None = None, path: str = "score", **kw):
+        headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+        if key is None and name in self.keys:
+            key = self.keys[name]["primary"]
+        if key:
+            headers.setdefault("Authorization", f"Bearer {key}")
+        data = body if isinstance(body, (bytes, str)) else orjson.dumps(body)
+        return self.post(f"/services/{name}/{path}", data=data, headers=headers, **kw)
+
+    def wait_for_version(self, name: str, version: int, body, timeout: float = SWITCH_TIMEOUT_S) -> float:
+        """Call until the live version served is ``version`` (a process switches once it is warm);
         every answer on the way must be a success. Returns the seconds it took."""
         started = time.monotonic()
         while True:
@@ -179,25 +257,122 @@ class Server:
             assert time.monotonic() - started < timeout, f"{name} still serves {r.headers['X-Scorepub-Version']}"
             time.sleep(0.05)
 
-    def score(self, name: str, body, key: str | None = None, path: str = "score", **kw) -> requests.Response:
-        headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
-        if key is None and name in self.keys:
-            key = self.keys[name]["primary"]
-        if key:
-            headers.setdefault("Authorization", f"Bearer {key}")
-        data = body if isinstance(body, (bytes, str)) else orjson.dumps(body)
-        return requests.post(f"{self.url}/services/{name}/{path}", data=data, headers=headers, timeout=60, **kw)
+
+class App(Home):
+    """scorepub's Flask app in this process (``create_app`` and its test client), for what needs
+    HTTP semantics but no real server. Scripts still run in real sandboxed worker processes,
+    started from the pytest process."""
+
+    def __init__(self, home: Path, env: dict | None = None):
+        super().__init__(home, env)
+        self.app = None
+
+    def start(self) -> "App":
+        from serving.app import create_app
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.app = create_app(self.settings)
+        return self
+
+    @property
+    def state(self):
+        return self.app.extensions["scorepub"]
+
+    def client(self):
+        """A fresh test client (its own cookie jar): one per thread or browser-like session."""
+        return self.app.test_client()
+
+    def request(self, method: str, path: str, *, params=None, data=None, headers=None, client=None,
+                **kw) -> Reply:
+        client = client or self.app.test_client()
+        return Reply(client.open(path, method=method, query_string=params, data=data, headers=headers, **kw))
+
+    def stop(self) -> None:
+        if self.app is not None:
+            import atexit
+
+            atexit.unregister(self.state.close)
+            self.state.close()
+            self.app = None
+        self.close_registry()
+
+
+class Server(Home):
+    """A real ``scorepub serve`` (gunicorn) on a loopback port."""
+
+    def __init__(self, home: Path, env: dict):
+        super().__init__(home, env)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.log = self.home / "server.log"
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> "Server":
+        self.launch()
+        return self.wait_started(timeout)
+
+    def launch(self) -> None:
+        """Start ``scorepub serve`` without waiting (``wait_started`` waits): several start at once."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(self.port)],
+                                     env=self.env, cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True, preexec_fn=_die_with_pytest)
+        logf.close()
+
+    def wait_started(self, timeout: float = START_TIMEOUT_S) -> "Server":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=POLL_TIMEOUT).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass  # not listening yet, or too busy to answer in time: keep polling
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start within {timeout} s:\n{self.log.read_text()}")
+
+    def terminate(self) -> None:
+        """Ask gunicorn to stop (SIGTERM to its group) without waiting: several stop at once."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        self.close_registry()
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 120)
+        return requests.request(method, f"{self.url}{path}", **kw)
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """One in-process app with every example published, shared by the HTTP tests."""
+    home = tmp_path_factory.mktemp("app-home")
+    srv = App(home, cli_env(home, SCOREPUB_MAX_BODY_BYTES=str(2 * 1024 * 1024), SCOREPUB_POOL_SIZE="1"))
+    srv.publish_examples()
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One real server with every example published, shared by the HTTP tests."""
+    """One real server (gunicorn) with two examples published, for what needs a real socket."""
     home = tmp_path_factory.mktemp("server-home")
-    env = cli_env(home, SCOREPUB_MAX_BODY_BYTES=str(2 * 1024 * 1024), SCOREPUB_WEB_WORKERS="1")
+    env = cli_env(home, SCOREPUB_MAX_BODY_BYTES=str(2 * 1024 * 1024), SCOREPUB_WEB_WORKERS="1",
+                  SCOREPUB_POOL_SIZE="1")
     srv = Server(home, env)
-    for folder in sorted(EXAMPLES.iterdir()):
-        if (folder / "score.py").is_file():
-            srv.publish(folder, folder.name)
+    srv.publish_examples(("expression-evaluator", "hello-bundle"))  # what its tests call: no idle pools to warm
     srv.start()
     yield srv
     srv.stop()

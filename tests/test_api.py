@@ -1,4 +1,6 @@
-"""The complete HTTP API (http-api.md), every row, against a real gunicorn on loopback."""
+"""The complete HTTP API (http-api.md), every row: through the app in this process (Flask's test
+client, scripts in real sandboxed workers), and against a real gunicorn on loopback where a real
+socket, a real client library or gunicorn's multiprocess metrics are the point."""
 from __future__ import annotations
 
 import json
@@ -10,7 +12,7 @@ import orjson
 import pytest
 import requests
 
-from conftest import EXAMPLES, error_of, scorepub
+from conftest import EXAMPLES, error_of, wait_until
 from serving.errors import USER_ARGUMENT_CODES
 
 EXPR = "expression-evaluator"
@@ -55,8 +57,8 @@ def azureml_main(df):
 
 
 @pytest.fixture(scope="module")
-def api(server, tmp_path_factory):
-    """The shared server, plus services made for these tests."""
+def api(app, tmp_path_factory):
+    """The shared in-process app, plus services made for these tests."""
     root = tmp_path_factory.mktemp("api-experiments")
     for name, script, schema in (("types", TYPES_SCRIPT, TYPES_SCHEMA), ("sleepy", SLEEPY_SCRIPT, SLEEPY_SCHEMA),
                                  ("failing", FAILING_SCRIPT, FAILING_SCHEMA)):
@@ -64,16 +66,15 @@ def api(server, tmp_path_factory):
         folder.mkdir()
         folder.joinpath("score.py").write_text(script)
         folder.joinpath("schema.json").write_bytes(orjson.dumps(schema))
-        server.publish(folder, name, "--no-smoke")
-    return server
+        app.publish(folder, name)
+    return app
 
 
 def classic(api, service, body, key=None, query="api-version=2.0", **kw):
     key = key or api.keys.get(service, {}).get("primary", "")
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}", **kw.pop("headers", {})}
     data = body if isinstance(body, (bytes, str)) else orjson.dumps(body)
-    return requests.post(f"{api.url}/workspaces/any-ws/services/{service}/execute?{query}", data=data,
-                         headers=headers, timeout=60, **kw)
+    return api.post(f"/workspaces/any-ws/services/{service}/execute?{query}", data=data, headers=headers, **kw)
 
 
 ROW = {"s": "a", "i": 1, "d": 2.5, "b": True, "t": "2024-01-02T03:04:05+01:00"}
@@ -141,36 +142,36 @@ def test_version_endpoint_404_and_410(api, tmp_path):
     folder.joinpath("score.py").write_text("def azureml_main(df):\n    df['v'] = 1\n    return df,\n")
     folder.joinpath("schema.json").write_bytes(orjson.dumps(
         {"inputs": {"input1": {"columns": [{"name": "x", "type": "integer"}]}}}))
-    api.publish(folder, "multi", "--no-smoke")
+    api.publish(folder, "multi")
     folder.joinpath("score.py").write_text("def azureml_main(df):\n    df['v'] = 2\n    return df,\n")
-    api.publish(folder, "multi", "--no-smoke")
+    api.publish(folder, "multi")
     assert api.score("multi", [{"x": 0}], path="versions/2/score").json()["output1"] == [{"x": 0, "v": 2}]
     assert api.score("multi", [{"x": 0}]).json()["output1"] == [{"x": 0, "v": 1}]
     error_of(api.score("multi", [{"x": 0}], path="versions/3/score"), 404, "NotFound", "VersionNotFound")
     error_of(api.score("multi", [{"x": 0}], path="versions/-1/score"), 404, "NotFound")
     error_of(api.score("multi", [{"x": 0}], path=f"versions/{2**70}/score"), 404, "NotFound")
-    scorepub("retire", "multi", "2", env=api.env)
+    api.registry.retire("multi", 2, "tests")
     error_of(api.score("multi", [{"x": 0}], path="versions/2/score"), 410, "Gone", "VersionRetired")
 
 
 # -- metadata, swagger, readiness --------------------------------------------------------
 
 def test_metadata_needs_a_key(api):
-    error_of(requests.get(f"{api.url}/services/{EXPR}", timeout=10), 401, "Unauthorized")
+    error_of(api.get(f"/services/{EXPR}"), 401, "Unauthorized")
     key = api.keys[EXPR]["primary"]
-    meta = requests.get(f"{api.url}/services/{EXPR}", headers={"api-key": key}, timeout=10).json()
+    meta = api.get(f"/services/{EXPR}", headers={"api-key": key}).json()
     assert meta["name"] == EXPR and meta["live_version"] == 1 and meta["isolation"] == "per-call"
     assert meta["versions"][0]["live"] and len(meta["versions"][0]["digest"]) == 64
     assert meta["schema"]["inputs"]["input1"]["columns"][0]["name"] == "expression"
     assert meta["limits"]["timeout_s"] == 10
-    error_of(requests.get(f"{api.url}/services/nope", headers={"api-key": key}, timeout=10), 404, "NotFound")
+    error_of(api.get("/services/nope", headers={"api-key": key}), 404, "NotFound")
 
 
 @pytest.mark.parametrize("service", ["expression-evaluator", "hello-bundle", "feature-importance", "two-inputs"])
 def test_swagger_json_is_valid_openapi_3_with_the_sample(api, service):
     from openapi_spec_validator import validate
 
-    doc = requests.get(f"{api.url}/services/{service}/swagger.json", timeout=10).json()
+    doc = api.get(f"/services/{service}/swagger.json").json()
     validate(doc)
     assert doc["openapi"].startswith("3.")
     sample = json.loads((EXAMPLES / service / "sample.json").read_text())
@@ -187,11 +188,8 @@ def test_swagger_json_is_valid_openapi_3_with_the_sample(api, service):
 
 def test_readyz_reports_registry_workers_and_sandbox(api):
     api.score(EXPR, [{"expression": "1"}])
-    for _ in range(100):
-        r = requests.get(f"{api.url}/readyz", timeout=10)
-        if r.status_code == 200:
-            break
-        threading.Event().wait(0.3)
+    r = wait_until(lambda: (lambda r: r if r.status_code == 200 else None)(api.get("/readyz")), 120,
+                   "/readyz answering 200")
     report = r.json()
     assert r.status_code == 200 and report["ready"] is True and report["registry"]["ok"] is True
     assert report["services"][EXPR]["ready"] and "sandbox" in report
@@ -233,7 +231,7 @@ def test_classic_swagger_format(api):
 
 def test_classic_by_service_id_and_any_workspace(api):
     key = api.keys[EXPR]["primary"]
-    service_id = requests.get(f"{api.url}/services/{EXPR}", headers={"api-key": key}, timeout=10).json()["id"]
+    service_id = api.get(f"/services/{EXPR}", headers={"api-key": key}).json()["id"]
     r = classic(api, service_id, CLASSIC_TABLE, key=key)
     assert r.status_code == 200 and r.json()["Results"]["output1"]["value"]["Values"][1][1] == "1024"
 
@@ -261,13 +259,14 @@ def test_classic_two_inputs_round_trip(api):
     assert swagger[1] == {"order_id": "11", "customer_id": "1", "name": "Ada", "amount": "5.0", "placed_at": None}
 
 
-def test_classic_python_sample_client_works_unchanged(api):
-    """Exactly what the classic service's published Python sample sent (urllib, two headers)."""
+def test_classic_python_sample_client_works_unchanged(server):
+    """Exactly what the classic service's published Python sample sent (urllib, two headers), to a
+    real server."""
     data = {"Inputs": {"input1": {"ColumnNames": ["expression"], "Values": [["6*7"], ["1/0"]]}},
             "GlobalParameters": {}}
     body = str.encode(json.dumps(data))
-    url = f"{api.url}/workspaces/0123456789abcdef/services/{EXPR}/execute?api-version=2.0&details=true"
-    api_key = api.keys[EXPR]["primary"]
+    url = f"{server.url}/workspaces/0123456789abcdef/services/{EXPR}/execute?api-version=2.0&details=true"
+    api_key = server.keys[EXPR]["primary"]
     headers = {"Content-Type": "application/json", "Authorization": ("Bearer " + api_key)}
     req = urllib.request.Request(url, body, headers)
     result = json.loads(urllib.request.urlopen(req).read())
@@ -363,8 +362,8 @@ def test_regenerating_a_key_refuses_the_old_one_and_keeps_the_other(api, tmp_pat
     folder.joinpath("score.py").write_text("def azureml_main(df):\n    return df,\n")
     folder.joinpath("schema.json").write_bytes(orjson.dumps({"inputs": {"input1": {"columns": [
         {"name": "x", "type": "integer"}]}}}))
-    keys = api.publish(folder, "rotate", "--no-smoke")["keys"]
-    new = orjson.loads(scorepub("keys", "regenerate", "rotate", "primary", "--json", env=api.env).stdout)["key"]
+    keys = api.publish(folder, "rotate")["keys"]
+    new = api.registry.regenerate_key("rotate", "primary", "tests")
     error_of(api.score("rotate", [{"x": 1}], key=keys["primary"]), 401, "Unauthorized")
     assert api.score("rotate", [{"x": 1}], key=keys["secondary"]).status_code == 200
     assert api.score("rotate", [{"x": 1}], key=new).status_code == 200
@@ -372,10 +371,11 @@ def test_regenerating_a_key_refuses_the_old_one_and_keeps_the_other(api, tmp_pat
 
 # -- limits and failures -------------------------------------------------------------------
 
-def test_413_is_answered_before_the_body_is_read(api):
-    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as s:
+def test_413_is_answered_before_the_body_is_read(server):
+    """gunicorn in front: a 10 GiB Content-Length is refused on the headers alone."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as s:
         s.sendall(f"POST /services/{EXPR}/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  f"Authorization: Bearer {api.keys[EXPR]['primary']}\r\n"
+                  f"Authorization: Bearer {server.keys[EXPR]['primary']}\r\n"
                   f"Content-Length: {10 * 1024 ** 3}\r\n\r\n[".encode())
         answer = b""
         while b"RequestTooLarge" not in answer:
@@ -427,10 +427,8 @@ def test_wrong_return_value_is_module_execution_error(api):
 
 
 def test_no_route_answers_html(api):
-    for r in (requests.get(f"{api.url}/services/{EXPR}/score", timeout=10),
-              requests.put(f"{api.url}/services/{EXPR}", timeout=10),
-              requests.get(f"{api.url}/workspaces/w/services/{EXPR}/execute", timeout=10),
-              requests.post(f"{api.url}/", timeout=10)):
+    for r in (api.get(f"/services/{EXPR}/score"), api.request("PUT", f"/services/{EXPR}"),
+              api.get(f"/workspaces/w/services/{EXPR}/execute"), api.post("/")):
         assert r.headers["Content-Type"].startswith("application/json") and "<html" not in r.text.lower()
         assert r.json()["error"]["code"] in ("MethodNotAllowed", "NotFound")
 
@@ -443,7 +441,7 @@ def test_openapi_property_based_run_finds_no_5xx(api, service):
     import hypothesis
     import schemathesis
 
-    schema = schemathesis.openapi.from_url(f"{api.url}/services/{service}/swagger.json")
+    schema = schemathesis.openapi.from_wsgi(f"/services/{service}/swagger.json", api.app)
     key = api.keys[service]["primary"]
     failures, calls = [], []
     for result in schema.get_all_operations():
@@ -455,7 +453,7 @@ def test_openapi_property_based_run_finds_no_5xx(api, service):
                              suppress_health_check=list(hypothesis.HealthCheck))
         @hypothesis.given(case=operation.as_strategy())
         def check(case):
-            response = case.call(base_url=api.url, headers={"Authorization": f"Bearer {key}"})
+            response = case.call(headers={"Authorization": f"Bearer {key}"})
             calls.append(response.status_code)
             if response.status_code >= 500:
                 failures.append((case.path, case.body, response.status_code, response.text[:300]))
@@ -465,10 +463,11 @@ def test_openapi_property_based_run_finds_no_5xx(api, service):
     assert any(code == 200 for code in calls) and any(400 <= code < 500 for code in calls)
 
 
-def test_metrics_in_prometheus_text_format(api):
-    assert api.score("hello-bundle", [{"name": "m1"}, {"name": "m2"}]).status_code == 200
-    api.score("hello-bundle", [{"nme": "x"}])
-    text = requests.get(f"{api.url}/metrics", timeout=10)
+def test_metrics_in_prometheus_text_format(server):
+    """On a real server: gunicorn's web processes add up their samples (multiprocess mode)."""
+    assert server.score("hello-bundle", [{"name": "m1"}, {"name": "m2"}]).status_code == 200
+    server.score("hello-bundle", [{"nme": "x"}])
+    text = server.get("/metrics")
     assert text.status_code == 200 and text.headers["Content-Type"].startswith("text/plain")
     body = text.text
     assert 'scorepub_requests_total{code="200",service="hello-bundle",version="1"}' in body

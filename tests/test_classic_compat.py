@@ -111,12 +111,31 @@ HARNESS = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def classic():
+def children():
+    """This module's two child processes (the cases, and LAZY below), started together so that
+    they run side by side; each fixture below waits for its own."""
+    def start(code):
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT, env=CHILD_ENV)
+
+    procs = {"cases": start(HARNESS), "lazy": start(LAZY)}
+    yield procs
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def finished(proc, input=None) -> dict:
+    out, err = proc.communicate(input=input, timeout=300)
+    assert proc.returncode == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def classic(children):
     """{case name: what the snippet put in `out`}, from one child process with the layer installed."""
-    proc = subprocess.run([sys.executable, "-c", HARNESS], input=json.dumps({"cases": CASES, "modern": MODERN}),
-                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=CHILD_ENV)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return finished(children["cases"], json.dumps({"cases": CASES, "modern": MODERN}))
 
 
 def result(classic, name):
@@ -789,11 +808,8 @@ LAZY = textwrap.dedent("""
 """)
 
 
-def test_matplotlib_imported_after_install_is_patched_on_import():
-    proc = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env=CHILD_ENV)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"loaded_at_install": False, "hook_first": "_AfterImport", "hook_gone": True,
+def test_matplotlib_imported_after_install_is_patched_on_import(children):
+    assert finished(children["lazy"]) == {"loaded_at_install": False, "hook_first": "_AfterImport", "hook_gone": True,
                                        "wrapped": True, "drawn": [0, 1], "finder_last": "_AliasFinder"}
 
 

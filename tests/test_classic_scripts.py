@@ -326,13 +326,13 @@ def test_with_compat_none_publishing_says_the_calls_will_fail(tmp_path, settings
 
 
 def test_migrate_writes_a_modern_copy_that_gives_the_same_answer(tmp_path, publish):
-    from conftest import cli_env, scorepub
+    from conftest import cli, cli_env
 
     folder = experiment(tmp_path, CLASSIC_API_SCRIPT)
     rows = [{"a": 3}, {"a": 9}, {"a": 5}]
     classic = publish(folder).call(rows).output.to_frame()
     out = tmp_path / "modern"
-    proc = scorepub("migrate", str(folder), "--out", str(out), env=cli_env(tmp_path / "home"))
+    proc = cli("migrate", str(folder), "--out", str(out), env=cli_env(tmp_path / "home"))
     assert "-    frame = dataframe1.sort(columns='a', ascending=False)" in proc.stdout
     assert "+    frame = dataframe1.sort_values(by='a', ascending=False)" in proc.stdout
     assert proc.stdout.rstrip().endswith("converted from Python 2.7)")
@@ -347,7 +347,7 @@ def test_migrate_writes_a_modern_copy_that_gives_the_same_answer(tmp_path, publi
     modern = publish(out)
     assert not any("→" in w for w in modern.warnings)
     assert modern.call(rows).output.to_frame().equals(classic)
-    again = scorepub("migrate", str(folder), "--out", str(out), env=cli_env(tmp_path / "home"), check=False)
+    again = cli("migrate", str(folder), "--out", str(out), env=cli_env(tmp_path / "home"), check=False)
     assert again.returncode == 1 and "exists already" in again.stderr
 
 
@@ -401,15 +401,15 @@ def test_links_a_script_leaves_never_make_the_server_chmod_anything(tmp_path, se
 
 
 def test_migrate_refuses_in_one_line(tmp_path):
-    from conftest import cli_env, scorepub
+    from conftest import cli, cli_env
 
     folder = experiment(tmp_path, "def azureml_main(dataframe1 = None):\n    return dataframe1,\n")
     (folder / "bundle.zip").write_bytes(b"not a zip")
     env = cli_env(tmp_path / "home")
-    bad = scorepub("migrate", str(folder), env=env, check=False)
+    bad = cli("migrate", str(folder), env=env, check=False)
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: {folder}/bundle.zip: not a zip file"
     (folder / "bundle.zip").unlink()
-    here = subprocess_in(folder, "migrate", ".", env=env)
+    here = subprocess_in(folder, "migrate", ".", env=env)  # a real process: "." is its working folder
     assert here.returncode == 0 and (tmp_path / "experiment-modern" / "score.py").is_file(), here.stderr
 
 

@@ -14,11 +14,11 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 import requests
 
-from conftest import EXAMPLES, ROOT, Server, _die_with_pytest, _postgres_database, cli_env, free_port, scorepub
+from conftest import (EXAMPLES, POLL_TIMEOUT, ROOT, START_TIMEOUT_S, SWITCH_TIMEOUT_S, Home, Server, _die_with_pytest,
+                      _postgres_database, cli_env, free_port, wait_until)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REPORT = ROOT / "test-output" / "cluster.txt"
@@ -103,18 +103,18 @@ def cluster(tmp_path_factory):
     url = next(database)
     shared = {"SCOREPUB_DATABASE_URL": url, "SCOREPUB_ARTIFACT_DIR": str(root / "artifacts"),
               "SCOREPUB_SECRET_KEY": "cluster-test-secret", "SCOREPUB_WEB_WORKERS": "2", "SCOREPUB_POOL_SIZE": "1"}
-    cli = cli_env(root / "cli", **shared)
-    published = orjson.loads(scorepub("publish", str(EXAMPLES / "hello-bundle"), "--name", "cluster-svc", "--json",
-                                      "--no-smoke", env=cli).stdout)
-    replicas = []
-    for i in range(2):
-        replicas.append(Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared)))
-        try:
-            replicas[-1].start()
-        except Exception:
-            for srv in replicas:
-                srv.stop()
-            raise
+    publisher = Home(root / "cli", cli_env(root / "cli", **shared))  # publishes and promotes, as the CLI would
+    published = publisher.publish(EXAMPLES / "hello-bundle", "cluster-svc")
+    replicas = [Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared)) for i in range(2)]
+    try:
+        for srv in replicas:
+            srv.launch()  # both start at once
+        for srv in replicas:
+            srv.wait_started()
+    except Exception:
+        for srv in replicas:
+            srv.stop()
+        raise
     port = free_port()
     prefix = root / "nginx"
     (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, a=replicas[0].port, b=replicas[1].port,
@@ -123,25 +123,24 @@ def cluster(tmp_path_factory):
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
                              preexec_fn=_die_with_pytest)
     front = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if requests.get(f"{front}/healthz", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    else:
+    try:
+        wait_until(lambda: requests.get(f"{front}/healthz", timeout=POLL_TIMEOUT).status_code == 200,
+                   START_TIMEOUT_S, "nginx answering /healthz", interval=0.1)
+    except AssertionError:
         os.killpg(nginx.pid, signal.SIGKILL)
         for srv in replicas:
             srv.stop()
-        raise RuntimeError(f"nginx did not come up: {(prefix / 'error.log').read_text()}")
-    state = {"root": root, "cli": cli, "replicas": replicas, "front": front, "key": published["keys"]["primary"],
-             "shared": shared}
+        raise RuntimeError(f"nginx did not come up: {(prefix / 'error.log').read_text()}") from None
+    state = {"root": root, "publisher": publisher, "replicas": replicas, "front": front,
+             "key": published["keys"]["primary"], "shared": shared}
     yield state
     os.killpg(nginx.pid, signal.SIGTERM)
-    nginx.wait(timeout=10)
+    nginx.wait(timeout=60)
+    for srv in state["replicas"]:
+        srv.terminate()  # both drain at the same time
     for srv in state["replicas"]:
         srv.stop()
+    publisher.close_registry()
     try:
         next(database)
     except StopIteration:
@@ -167,11 +166,11 @@ def test_promote_under_load_reaches_both_replicas_with_no_failure(cluster, tmp_p
     folder.joinpath("score.py").write_text(folder.joinpath("score.py").read_text() + "\n# version 2\n")
     with Load(cluster["front"], key) as load:
         time.sleep(2)
-        scorepub("publish", str(folder), "--name", "cluster-svc", "--no-smoke", env=cluster["cli"])
-        scorepub("promote", "cluster-svc", "2", env=cluster["cli"])
+        cluster["publisher"].publish(folder, "cluster-svc")
+        cluster["publisher"].registry.promote("cluster-svc", 2, "tests")
         promoted = time.monotonic()
         seen = {}
-        while len(seen) < 2 and time.monotonic() - promoted < 60:  # generous: a busy machine is slow
+        while len(seen) < 2 and time.monotonic() - promoted < SWITCH_TIMEOUT_S:  # generous: a busy machine
             for i, srv in enumerate(cluster["replicas"]):
                 if i not in seen and served_version(srv, key) == "2":
                     seen[i] = time.monotonic() - promoted
@@ -194,14 +193,15 @@ def test_killing_a_replica_loses_no_request_and_it_rejoins(cluster):
         both = load.rate(time.monotonic() - 2.5, time.monotonic())
         killed = time.monotonic()
         os.killpg(replicas[0].proc.pid, signal.SIGKILL)
-        replicas[0].proc.wait(timeout=10)
+        replicas[0].proc.wait(timeout=60)
         time.sleep(3.5)
         one = load.rate(killed + 0.5, time.monotonic())
     assert load.failures() == [], load.failures()[:5]
     report(f"kill -9 of one replica: {len(load.results)} requests, {len(load.failures())} failed; "
            f"through nginx {both:.0f} req/s with two replicas, {one:.0f} req/s with one")
-    versions = orjson.loads(scorepub("versions", "cluster-svc", "--json", env=cluster["cli"]).stdout)
-    assert [v["version"] for v in versions] == [1, 2] and [v["live"] for v in versions] == [False, True]
+    registry = cluster["publisher"].registry
+    versions = registry.versions("cluster-svc")
+    assert [v.version for v in versions] == [1, 2] and registry.service("cluster-svc").live_version == 2
     restarted = Server(replicas[0].home, replicas[0].env)
     restarted.port, restarted.url = replicas[0].port, replicas[0].url
     replicas[0] = restarted.start()

@@ -1,7 +1,10 @@
 """Hostile scripts (contract.md, "Sandbox"): each one tries a breach on a real, strict server.
 
-Every case is a published service. The test asserts the call ends with a clear, documented
-error or with proof that the breach failed, and that the same server then answers a normal call.
+Every case is a published service, declared with ``service()`` just above the test that calls
+it. The module's fixture publishes them all and waits until every one is warm, so the templates
+start side by side rather than one per test. The test asserts the call ends with a clear,
+documented error or with proof that the breach failed, and that the same server then answers a
+normal call.
 Run as root (uids dropped) and as a non-root user (user namespaces) by .ci/run.
 """
 from __future__ import annotations
@@ -13,13 +16,23 @@ from pathlib import Path
 
 import orjson
 import pytest
-import requests
 
-from conftest import EXAMPLES, Server, cli_env
+from conftest import EXAMPLES, POLL_TIMEOUT, Server, cli_env, error_of, wait_until
 
 NO_INPUT = {"inputs": {}}
 ONE_ROW = {"inputs": {"input1": {"columns": [{"name": "n", "type": "integer"}]}}}
 MARKER_DIR = Path("/tmp")
+WARM_TIMEOUT_S = 300  # every service's template, started at once on a possibly busy machine
+
+# name -> (score.py, or a function of the server giving it; schema.json)
+SERVICES: dict[str, tuple] = {}
+
+
+def service(name: str, script, schema=NO_INPUT) -> str:
+    """Declare a hostile service (published and warmed by the fixture); returns its name."""
+    assert name not in SERVICES, name
+    SERVICES[name] = (script, schema)
+    return name
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +41,16 @@ def hostile(tmp_path_factory):
     os.chmod(home, 0o755)
     env = cli_env(home, SCOREPUB_SANDBOX="strict", SCOREPUB_WEB_WORKERS="1", SCOREPUB_POOL_SIZE="1")
     srv = Server(home, env)
-    srv.publish(EXAMPLES / "hello-bundle", "healthy", "--no-smoke")
+    srv.publish(EXAMPLES / "hello-bundle", "healthy")
     srv.experiments = tmp_path_factory.mktemp("hostile-experiments")
     srv.start()
-    yield srv
-    srv.stop()
+    try:
+        for name, (script, schema) in SERVICES.items():
+            publish(srv, name, script(srv) if callable(script) else script, schema)
+        warm_every_service(srv)
+        yield srv
+    finally:
+        srv.stop()
 
 
 def publish(srv, name: str, script: str, schema=NO_INPUT) -> None:
@@ -40,7 +58,17 @@ def publish(srv, name: str, script: str, schema=NO_INPUT) -> None:
     folder.mkdir()
     folder.joinpath("score.py").write_text(script)
     folder.joinpath("schema.json").write_bytes(orjson.dumps(schema))
-    srv.publish(folder, name, "--no-smoke")
+    srv.publish(folder, name)  # in this process, as `scorepub publish` does; the server notices
+
+
+def warm_every_service(srv) -> None:
+    """/readyz starts the pool of every live version; poll it until each is ready (or its load
+    failed), so no test waits for a template start."""
+    def all_warm():
+        services = srv.get("/readyz", timeout=POLL_TIMEOUT).json()["services"]
+        return set(services) >= set(SERVICES) and all(s["ready"] or s["load_error"] for s in services.values())
+
+    wait_until(all_warm, WARM_TIMEOUT_S, "every hostile service warm", interval=0.5)
 
 
 def call(srv, name: str, rows=None):
@@ -55,10 +83,7 @@ def still_serving(srv) -> None:
 
 def script_error(response) -> str:
     """The Error 0085 text of a script that raised."""
-    assert response.status_code == 400, response.text
-    err = response.json()["error"]
-    assert err["code"] == "ModuleExecutionError" and err["details"][0]["code"] == "Error0085"
-    return err["details"][0]["message"]
+    return error_of(response, 400, "ModuleExecutionError", "Error0085")["details"][0]["message"]
 
 
 def breach(body: str, imports: str = "import os") -> str:
@@ -68,78 +93,99 @@ def breach(body: str, imports: str = "import os") -> str:
 
 # -- files -------------------------------------------------------------------------------------
 
+READ_PASSWD = service("read-passwd", breach("return pd.DataFrame({'x': [open('/etc/passwd').read()]}),"))
+
+
 def test_read_etc_passwd(hostile):
-    publish(hostile, "read-passwd", breach("return pd.DataFrame({'x': [open('/etc/passwd').read()]}),"))
-    r = call(hostile, "read-passwd")
+    r = call(hostile, READ_PASSWD)
     assert "PermissionError" in script_error(r) and "root:x:0:0" not in r.text
     still_serving(hostile)
 
 
+def private_paths(srv) -> tuple:
+    """The registry, an artifact (healthy's: it is published first), the home folder."""
+    return srv.home / "registry.sqlite3", next((srv.home / "artifacts").rglob("*.zip")), srv.home
+
+
+READ_PRIVATE = [service(f"read-private-{i}", lambda srv, i=i: breach(
+    f"return pd.DataFrame({{'x': [len(open({str(private_paths(srv)[i])!r}, 'rb').read())]}}),")) for i in range(3)]
+
+
 def test_read_the_registry_and_another_artifact(hostile):
-    registry = hostile.home / "registry.sqlite3"
-    artifact = next((hostile.home / "artifacts").rglob("*.zip"))
-    for i, path in enumerate((registry, artifact, hostile.home)):
-        name = f"read-private-{i}"
-        publish(hostile, name, breach(f"return pd.DataFrame({{'x': [len(open({str(path)!r}, 'rb').read())]}}),"))
+    for name in READ_PRIVATE:
         assert "PermissionError" in script_error(call(hostile, name))
     still_serving(hostile)
 
 
+LIST_ROOT = service("list-root", breach("return pd.DataFrame({'x': os.listdir('/')}),"))
+
+
 def test_list_the_root_folder(hostile):
-    publish(hostile, "list-root", breach("return pd.DataFrame({'x': os.listdir('/')}),"))
-    assert "PermissionError" in script_error(call(hostile, "list-root"))
+    assert "PermissionError" in script_error(call(hostile, LIST_ROOT))
     still_serving(hostile)
+
+
+WRITE_MARKER = MARKER_DIR / f"scorepub-pwned-{uuid.uuid4().hex}"
+WRITE_OUTSIDE = service("write-outside", breach(f"open({str(WRITE_MARKER)!r}, 'w').write('pwned')\nreturn pd.DataFrame(),"))
+WRITE_HOME = service("write-home", lambda srv: breach(f"open({str(srv.home / 'x.txt')!r}, 'w').write('x')\n"
+                                                      "return pd.DataFrame(),"))
 
 
 def test_write_outside_the_call_folder(hostile):
-    marker = MARKER_DIR / f"scorepub-pwned-{uuid.uuid4().hex}"
-    publish(hostile, "write-outside", breach(f"open({str(marker)!r}, 'w').write('pwned')\nreturn pd.DataFrame(),"))
-    assert "PermissionError" in script_error(call(hostile, "write-outside"))
-    assert not marker.exists()
-    publish(hostile, "write-home", breach(f"open({str(hostile.home / 'x.txt')!r}, 'w').write('x')\n"
-                                          "return pd.DataFrame(),"))
-    assert "PermissionError" in script_error(call(hostile, "write-home")) and not (hostile.home / "x.txt").exists()
+    assert "PermissionError" in script_error(call(hostile, WRITE_OUTSIDE))
+    assert not WRITE_MARKER.exists()
+    assert "PermissionError" in script_error(call(hostile, WRITE_HOME)) and not (hostile.home / "x.txt").exists()
     still_serving(hostile)
 
 
+WRITE_INSIDE = service("write-inside", breach(
+    "open('mine.txt', 'w').write('ok')\n"
+    "return pd.DataFrame({'cwd': [os.getcwd()], 'files': [sorted(os.listdir('.'))]}),"))
+
+
 def test_write_inside_the_call_folder_works_and_is_gone_after(hostile):
-    publish(hostile, "write-inside", breach("open('mine.txt', 'w').write('ok')\n"
-                                            "return pd.DataFrame({'cwd': [os.getcwd()], 'files': [sorted(os.listdir('.'))]}),"))
-    first = call(hostile, "write-inside").json()["output1"][0]
+    first = call(hostile, WRITE_INSIDE).json()["output1"][0]
     assert first["files"] == "['Script Bundle', 'mine.txt']"
     assert not Path(first["cwd"]).exists()
 
 
 # -- network -------------------------------------------------------------------------------------
 
+TCP = service("tcp", lambda srv: breach(f"s = socket.create_connection(('127.0.0.1', {srv.port}), timeout=2)\n"
+                                         "return pd.DataFrame(),", "import socket"))
+
+
 def test_tcp_connect_to_the_servers_own_port(hostile):
-    publish(hostile, "tcp", breach(f"s = socket.create_connection(('127.0.0.1', {hostile.port}), timeout=2)\n"
-                                   "return pd.DataFrame(),", "import socket"))
-    message = script_error(call(hostile, "tcp"))
+    message = script_error(call(hostile, TCP))
     assert "PermissionError" in message or "Network is unreachable" in message
     still_serving(hostile)
 
 
+UDP = service("udp", breach("s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                            "s.sendto(b'x', ('127.0.0.1', 53))\nreturn pd.DataFrame(),", "import socket"))
+
+
 def test_udp_send(hostile):
-    publish(hostile, "udp", breach("s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                                   "s.sendto(b'x', ('127.0.0.1', 53))\nreturn pd.DataFrame(),", "import socket"))
-    assert "PermissionError" in script_error(call(hostile, "udp"))
+    assert "PermissionError" in script_error(call(hostile, UDP))
     still_serving(hostile)
+
+
+UNIX_PATH = Path("/tmp") / f"scorepub-test-{uuid.uuid4().hex[:8]}.sock"
+UNIX = service("unix", breach(f"s = socket.socket(socket.AF_UNIX)\ns.connect({str(UNIX_PATH)!r})\n"
+                              "return pd.DataFrame(),", "import socket"))
 
 
 def test_connect_to_a_pathname_unix_socket(hostile, tmp_path):
     import socket
 
-    path = Path("/tmp") / f"scorepub-test-{uuid.uuid4().hex[:8]}.sock"
+    path = UNIX_PATH
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(path))
     os.chmod(path, 0o777)
     listener.listen(1)
     listener.settimeout(0.5)
     try:
-        publish(hostile, "unix", breach(f"s = socket.socket(socket.AF_UNIX)\ns.connect({str(path)!r})\n"
-                                        "return pd.DataFrame(),", "import socket"))
-        assert "PermissionError" in script_error(call(hostile, "unix"))
+        assert "PermissionError" in script_error(call(hostile, UNIX))
         with pytest.raises(socket.timeout):
             listener.accept()  # nobody got through
     finally:
@@ -150,100 +196,123 @@ def test_connect_to_a_pathname_unix_socket(hostile, tmp_path):
 
 # -- processes -------------------------------------------------------------------------------------
 
+FORK_BOMB = service("fork-bomb", breach("while True:\n    os.fork()"))
+
+
 def test_fork_bomb(hostile):
-    publish(hostile, "fork-bomb", breach("while True:\n    os.fork()"))
-    assert "PermissionError" in script_error(call(hostile, "fork-bomb"))
+    assert "PermissionError" in script_error(call(hostile, FORK_BOMB))
     still_serving(hostile)
+
+
+TOUCH_MARKER = MARKER_DIR / f"scorepub-pwned-{uuid.uuid4().hex}"
+SUBPROCESS = service("subprocess", breach(f"subprocess.run(['touch', {str(TOUCH_MARKER)!r}])\nreturn pd.DataFrame(),",
+                                          "import subprocess"))
+OS_SYSTEM = service("os-system", breach(f"code = os.system('touch {TOUCH_MARKER}')\n"
+                                        "return pd.DataFrame({'code': [code]}),"))
 
 
 def test_subprocess_and_os_system(hostile):
-    marker = MARKER_DIR / f"scorepub-pwned-{uuid.uuid4().hex}"
-    publish(hostile, "subprocess", breach(f"subprocess.run(['touch', {str(marker)!r}])\nreturn pd.DataFrame(),",
-                                          "import subprocess"))
-    assert "PermissionError" in script_error(call(hostile, "subprocess"))
-    publish(hostile, "os-system", breach(f"code = os.system('touch {marker}')\nreturn pd.DataFrame({{'code': [code]}}),"))
-    r = call(hostile, "os-system")
+    assert "PermissionError" in script_error(call(hostile, SUBPROCESS))
+    r = call(hostile, OS_SYSTEM)
     assert r.status_code == 200 and r.json()["output1"][0]["code"] != 0
-    assert not marker.exists()
+    assert not TOUCH_MARKER.exists()
     still_serving(hostile)
 
 
+KILL_PARENT = service("kill-parent", lambda srv: breach(  # srv.proc: the server's own process
+    f"results = []\nfor pid in (os.getppid(), 1, {srv.proc.pid}, -1):\n"
+    "    try:\n        os.kill(pid, 9)\n        results.append('killed')\n"
+    "    except OSError as exc:\n        results.append(type(exc).__name__)\n"
+    "return pd.DataFrame({'r': results}),"))
+
+
 def test_kill_the_parent_and_other_processes(hostile):
-    web_pid = hostile.proc.pid
-    publish(hostile, "kill-parent", breach(f"results = []\nfor pid in (os.getppid(), 1, {web_pid}, -1):\n"
-                                           "    try:\n        os.kill(pid, 9)\n        results.append('killed')\n"
-                                           "    except OSError as exc:\n        results.append(type(exc).__name__)\n"
-                                           "return pd.DataFrame({'r': results}),"))
-    r = call(hostile, "kill-parent")
+    r = call(hostile, KILL_PARENT)
     assert r.status_code == 200, r.text
     assert "killed" not in [row["r"] for row in r.json()["output1"]]
     assert hostile.proc.poll() is None
     still_serving(hostile)
 
 
+PTRACE = service("ptrace", breach("libc = ctypes.CDLL(None, use_errno=True)\n"
+                                  "rc = libc.syscall(101, 16, 1, 0, 0)  # PTRACE_ATTACH to pid 1\n"
+                                  "return pd.DataFrame({'rc': [rc], 'errno': [ctypes.get_errno()]}),",
+                                  "import ctypes"))
+
+
 def test_ptrace(hostile):
-    publish(hostile, "ptrace", breach("libc = ctypes.CDLL(None, use_errno=True)\n"
-                                      "rc = libc.syscall(101, 16, 1, 0, 0)  # PTRACE_ATTACH to pid 1\n"
-                                      "return pd.DataFrame({'rc': [rc], 'errno': [ctypes.get_errno()]}),",
-                                      "import ctypes"))
-    row = call(hostile, "ptrace").json()["output1"][0]
+    row = call(hostile, PTRACE).json()["output1"][0]
     assert row["rc"] == -1 and row["errno"] == 1  # EPERM
     still_serving(hostile)
 
 
+ENVIRON = service("environ", breach("return pd.DataFrame({'k': sorted(os.environ)}),"))
+
+
 def test_environment_carries_no_secrets(hostile):
-    publish(hostile, "environ", breach("return pd.DataFrame({'k': sorted(os.environ)}),"))
-    keys = [row["k"] for row in call(hostile, "environ").json()["output1"]]
+    keys = [row["k"] for row in call(hostile, ENVIRON).json()["output1"]]
     assert not [k for k in keys if k.startswith("SCOREPUB") or "DATABASE" in k or "PG" in k]
 
 
 # -- resources -------------------------------------------------------------------------------------
 
+LOOP = service("loop", breach("while True:\n    pass"), {**NO_INPUT, "limits": {"timeout_s": 2}})
+
+
 def test_infinite_loop_is_504(hostile):
-    publish(hostile, "loop", breach("while True:\n    pass"), {**NO_INPUT, "limits": {"timeout_s": 2}})
-    r = call(hostile, "loop")
-    assert r.status_code == 504 and r.json()["error"]["details"][0]["code"] == "BackendScoreTimeout"
+    error_of(call(hostile, LOOP), 504, "GatewayTimeout", "BackendScoreTimeout")
     still_serving(hostile)
+
+
+MEMORY_BOMB = service("memory-bomb", breach("blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 2**20))"),
+                      {**NO_INPUT, "limits": {"memory_mb": 256}})
 
 
 def test_memory_bomb_is_413(hostile):
-    publish(hostile, "memory-bomb", breach("blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 2**20))"),
-            {**NO_INPUT, "limits": {"memory_mb": 256}})
-    r = call(hostile, "memory-bomb")
-    assert r.status_code == 413 and r.json()["error"]["code"] == "MemoryQuotaViolation", r.text
+    error_of(call(hostile, MEMORY_BOMB), 413, "MemoryQuotaViolation")
     still_serving(hostile)
 
 
+RECURSION = service("recursion", breach("def f(n):\n    return f(n + 1)\nreturn f(0),"))
+# 256 MB rather than the default 1024: the frames fill memory four times sooner (about 15 s less)
+RECURSION_UNLIMITED = service("recursion-unlimited", breach(
+    "sys.setrecursionlimit(10**9)\ndef f(n):\n    return f(n + 1) + 1\nreturn f(0),", "import sys"),
+    {**NO_INPUT, "limits": {"memory_mb": 256}})
+
+
 def test_deep_recursion(hostile):
-    publish(hostile, "recursion", breach("def f(n):\n    return f(n + 1)\nreturn f(0),"))
-    assert "RecursionError" in script_error(call(hostile, "recursion"))
-    publish(hostile, "recursion-unlimited", breach("sys.setrecursionlimit(10**9)\ndef f(n):\n    return f(n + 1) + 1\n"
-                                                   "return f(0),", "import sys"))
-    r = call(hostile, "recursion-unlimited")
+    assert "RecursionError" in script_error(call(hostile, RECURSION))
+    r = call(hostile, RECURSION_UNLIMITED)
     assert r.status_code in (400, 500) and r.json()["error"]["code"] in ("ModuleExecutionError", "InternalError")
     still_serving(hostile)
 
 
+SEGFAULT = service("segfault", breach("ctypes.string_at(0)\nreturn pd.DataFrame(),", "import ctypes"))
+
+
 def test_segfault_through_ctypes_is_500_naming_the_signal(hostile):
-    publish(hostile, "segfault", breach("ctypes.string_at(0)\nreturn pd.DataFrame(),", "import ctypes"))
-    r = call(hostile, "segfault")
-    assert r.status_code == 500 and "SIGSEGV" in r.json()["error"]["message"]
+    r = call(hostile, SEGFAULT)
+    assert "SIGSEGV" in error_of(r, 500, "InternalError")["message"]
     still_serving(hostile)
 
 
+HUGE_OUTPUT = service("huge-output", breach("import numpy as np\nreturn pd.DataFrame(np.zeros((10_000_000, 10))),"),
+                      {**NO_INPUT, "limits": {"memory_mb": 2048, "timeout_s": 60}})
+
+
 def test_huge_output_is_refused_clearly(hostile):
-    publish(hostile, "huge-output", breach("import numpy as np\nreturn pd.DataFrame(np.zeros((10_000_000, 10))),"),
-            {**NO_INPUT, "limits": {"memory_mb": 2048, "timeout_s": 60}})
-    r = call(hostile, "huge-output")
+    r = call(hostile, HUGE_OUTPUT)
     assert (r.status_code, r.json()["error"]["code"]) in ((413, "MemoryQuotaViolation"), (400, "ModuleExecutionError"))
     if r.status_code == 400:
         assert r.json()["error"]["details"][0]["code"] == "OutputTooLarge"
     still_serving(hostile)
 
 
+NO_RETURN = service("no-return", "def azureml_main():\n    pass\n")
+
+
 def test_a_script_that_returns_nothing(hostile):
-    publish(hostile, "no-return", "def azureml_main():\n    pass\n")
-    assert "returned None" in script_error(call(hostile, "no-return"))
+    assert "returned None" in script_error(call(hostile, NO_RETURN))
 
 
 # -- isolation between calls ------------------------------------------------------------------------
@@ -261,15 +330,17 @@ def azureml_main(df):
 """
 
 
+PATCHER_SERVICE = service("patcher", PATCHER, {**ONE_ROW, "isolation": "per-call"})
+
+
 def test_monkeypatching_in_a_per_call_service_is_not_seen_by_the_next_call(hostile):
-    publish(hostile, "patcher", PATCHER, {**ONE_ROW, "isolation": "per-call"})
     for _ in range(3):
-        seen = call(hostile, "patcher", [{"n": 1}]).json()["output1"][0]["seen"]
+        seen = call(hostile, PATCHER_SERVICE, [{"n": 1}]).json()["output1"][0]["seen"]
         assert seen == "{'print': 'print', 'concat': 'concat', 'marker': None}"
 
 
 def test_readyz_reports_every_layer_active(hostile):
-    report = requests.get(f"{hostile.url}/readyz", timeout=30).json()
+    report = hostile.get("/readyz").json()
     sandbox = report["sandbox"]
     assert sandbox["mode"] == "strict" and sandbox["missing"] == []
     for layer in ("fds", "pdeathsig", "no_new_privs", "rlimits", "namespaces", "uid", "landlock", "seccomp"):
@@ -277,21 +348,25 @@ def test_readyz_reports_every_layer_active(hostile):
     assert sandbox["landlock_abi"] >= 4
 
 
+TRICKLE = service("trickle", breach("import time\nwhile True:\n    for fd in range(3, 64):\n        try:\n"
+                                    "            os.write(fd, b'\\0')\n        except OSError:\n            pass\n"
+                                    "    time.sleep(0.5)"), {**NO_INPUT, "limits": {"timeout_s": 2}})
+
+
 def test_trickling_bytes_cannot_stretch_the_deadline(hostile):
     """Writing to the worker's own socket a byte at a time must not keep the call alive."""
-    publish(hostile, "trickle", breach("import time\nwhile True:\n    for fd in range(3, 64):\n        try:\n"
-                                       "            os.write(fd, b'\\0')\n        except OSError:\n            pass\n"
-                                       "    time.sleep(0.5)"), {**NO_INPUT, "limits": {"timeout_s": 2}})
     started = time.monotonic()
-    r = call(hostile, "trickle")
+    r = call(hostile, TRICKLE)
     assert time.monotonic() - started < 6
     assert r.status_code in (504, 500), r.text  # a deadline, or a broken protocol: never a hang
     still_serving(hostile)
 
 
+UNENCODABLE = service("unencodable", breach("return pd.DataFrame({'big': [10**30], 's': ['\\ud800']}),"))
+
+
 def test_unencodable_output_is_a_clear_error(hostile):
-    publish(hostile, "unencodable", breach("return pd.DataFrame({'big': [10**30], 's': ['\\ud800']}),"))
-    r = call(hostile, "unencodable")
+    r = call(hostile, UNENCODABLE)
     assert r.status_code == 200, r.text
     row = r.json()["output1"][0]
     assert row["big"] == str(10**30) and row["s"] == "?"
