@@ -247,7 +247,7 @@ def replica(tmp_path_factory):
     folder.joinpath("score.py").write_text(SLEEPY)
     folder.joinpath("schema.json").write_bytes(orjson.dumps(ONE_PORT))
     srv = Server(home, cli_env(home, SCOREPUB_WEB_WORKERS="2", SCOREPUB_WEB_THREADS="4", SCOREPUB_POOL_SIZE="2"))
-    srv.publish(folder, "sleepy", "--no-smoke")
+    srv.publish(folder, "sleepy")
     srv.start()
     yield srv
     srv.stop()

@@ -221,6 +221,10 @@ class Template:
                 code = 70
             finally:
                 os._exit(code)
+        try:
+            os.setpgid(pid, pid)  # as the child does: a kill right after the fork must reach its group
+        except OSError:
+            pass  # it has done so already (or died)
         theirs.close()
         self.children.add(pid)
         messages.send(self.sock, {"op": "forked", "pid": pid})
