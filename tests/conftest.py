@@ -26,6 +26,10 @@ POSTGRES_ADMIN_URL = os.environ.get("SCOREPUB_TEST_POSTGRES", "postgresql+psycop
 HOMES: set[Path] = set()  # every SCOREPUB_HOME a test made: their run folders are removed at the end
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "anonymous: the admin browser test starts with no session")
+
+
 def pytest_sessionfinish(session, exitstatus):
     import shutil
 

@@ -242,7 +242,7 @@ def test_postgresql_notifies_listeners_of_every_change(postgres_registry):
     with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         registry.promote("svc", 2, "t")
-        received = [n.channel for n in conn.notifies(timeout=5, stop_after=1)]
+        received = [n.channel for n in conn.notifies(timeout=60, stop_after=1)]
     assert received == [NOTIFY_CHANNEL]
 
 

@@ -46,11 +46,33 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, admin_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=admin_server.url)
+def new_context(browser, admin_server, **kw):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=admin_server.url, **kw)
     context.set_default_timeout(60_000)  # a busy machine: a slow page is not a broken one
-    page = context.new_page()
+    return context
+
+
+@pytest.fixture(scope="module")
+def logged_in(browser, admin_server):
+    """The cookies of one real login through the form, reused by the tests that only need to be
+    logged in (each login checks the password hash: about a second of the server's time)."""
+    context = new_context(browser, admin_server)
+    login(context.new_page())
+    state = context.storage_state()
+    context.close()
+    return state
+
+
+@pytest.fixture
+def page(request, browser, admin_server):
+    """A fresh browser context, logged in (a page that needs a login would redirect to the login
+    form otherwise); with ``@pytest.mark.anonymous``, one with no session (to test logging in)."""
+    if request.node.get_closest_marker("anonymous"):
+        context = new_context(browser, admin_server)
+        page = context.new_page()
+    else:
+        context = new_context(browser, admin_server, storage_state=request.getfixturevalue("logged_in"))
+        page = context.new_page()
     yield page
     context.close()
 
@@ -79,6 +101,7 @@ def confirm(page) -> None:
     page.click("main form button[type=submit]")
 
 
+@pytest.mark.anonymous
 def test_anonymous_requests_go_to_the_login_page(page, admin_server):
     for path in ("/admin/", "/admin/services/hello-bundle", "/admin/publish", "/admin/services/hello-bundle/console"):
         page.goto(path)
@@ -89,6 +112,7 @@ def test_anonymous_requests_go_to_the_login_page(page, admin_server):
     assert r.status_code in (302, 400)  # no session: redirected, or refused for want of a CSRF token
 
 
+@pytest.mark.anonymous
 def test_login_wrong_password_then_right(page):
     page.goto("/admin/login")
     page.fill("#name", USER)
@@ -101,6 +125,7 @@ def test_login_wrong_password_then_right(page):
     shot(page, "services")
 
 
+@pytest.mark.anonymous
 def test_session_cookie_is_httponly_and_samesite(page, admin_server):
     login(page)
     cookie = next(c for c in page.context.cookies() if c["name"] == "scorepub_session")
@@ -108,14 +133,12 @@ def test_session_cookie_is_httponly_and_samesite(page, admin_server):
 
 
 def test_a_form_post_without_the_csrf_token_is_refused(page, admin_server):
-    login(page)
     response = page.request.post(f"{admin_server.url}/admin/services/hello-bundle/action",
                                  form={"action": "rollback", "confirmed": "yes"})
     assert response.status == 400 and "CSRF" in response.text()
 
 
 def test_publish_a_new_version_by_upload(page, admin_server, tmp_path):
-    login(page)
     page.goto("/admin/publish")
     shot(page, "publish")
     score = tmp_path / "score.py"
@@ -137,7 +160,6 @@ def test_publish_a_new_version_by_upload(page, admin_server, tmp_path):
 
 
 def test_publish_errors_show_next_to_their_field(page, tmp_path):
-    login(page)
     page.goto("/admin/publish")
     bad = tmp_path / "score.py"
     bad.write_text("def azureml_main(df1):\n    return df1,,\n")
@@ -159,7 +181,6 @@ def test_publish_errors_show_next_to_their_field(page, tmp_path):
 
 
 def test_console_runs_feature_importance_and_renders_the_plot(page):
-    login(page)
     page.goto("/admin/services/feature-importance/console")
     assert '"top_n"' in page.locator("#body").input_value()
     page.fill("#body", '[{"top_n": 4}]')
@@ -172,7 +193,6 @@ def test_console_runs_feature_importance_and_renders_the_plot(page):
 
 
 def test_console_shows_the_error_0085_traceback(page):
-    login(page)
     page.goto("/admin/services/expression-evaluator/console")
     page.fill("#body", '[{"nope": 1}]')
     page.click("#run")
@@ -188,7 +208,6 @@ def test_promote_rollback_retire_with_confirmation_and_audit(page, admin_server,
     admin_server.publish(folder, "flip")
     folder.joinpath("score.py").write_text(folder.joinpath("score.py").read_text() + "\n# v2\n")
     admin_server.publish(folder, "flip")
-    login(page)
     page.goto("/admin/services/flip")
     shot(page, "service")
     page.click("form:has(input[name=action][value=promote]) button")
@@ -211,7 +230,6 @@ def test_promote_rollback_retire_with_confirmation_and_audit(page, admin_server,
 def test_regenerated_key_is_shown_once_and_the_old_one_is_refused(page, admin_server):
     old = admin_server.keys["expression-evaluator"]["primary"]
     assert admin_server.score("expression-evaluator", [{"expression": "1"}], key=old).status_code == 200
-    login(page)
     page.goto("/admin/services/expression-evaluator")
     page.click("form:has(input[name=action][value=key-primary]) button")
     confirm(page)
@@ -225,7 +243,6 @@ def test_regenerated_key_is_shown_once_and_the_old_one_is_refused(page, admin_se
 def test_call_log_lists_calls_and_opens_one(page, admin_server):
     admin_server.score("hello-bundle", [{"nme": "x"}])
     admin_server.score("hello-bundle", [{"name": "logged"}])
-    login(page)
     page.goto("/admin/services/hello-bundle/calls")
     page.wait_for_timeout(800)  # the call log is written in the background, twice a second
     page.reload()
@@ -237,14 +254,12 @@ def test_call_log_lists_calls_and_opens_one(page, admin_server):
 
 
 def test_diff_between_versions(page, admin_server, tmp_path):
-    login(page)
     page.goto("/admin/services/hello-bundle/diff?a=1&b=2")
     assert "uploaded from the admin page" in page.locator("main").inner_text()
     shot(page, "diff")
 
 
 def test_api_help_page_samples_work_as_pasted(page, admin_server):
-    login(page)
     page.goto("/admin/services/hello-bundle/help")
     shot(page, "help")
     assert "swagger.json" in page.locator("main").inner_text()
@@ -264,7 +279,7 @@ def test_api_help_page_samples_work_as_pasted(page, admin_server):
 def test_services_page_shows_the_classic_package_versions(page):
     import importlib.metadata
 
-    login(page)
+    page.goto("/admin/")
     table = page.locator("table.packages")
     assert table.locator("tr", has_text="scikit-learn").inner_text().split()[-1] == importlib.metadata.version("scikit-learn")
     assert "statsmodels" in table.inner_text() and "not installed" not in table.inner_text()
@@ -277,7 +292,6 @@ def test_diff_shows_a_python_2_conversion(page, admin_server, tmp_path):
                                             b"    return dataframe1,\n")
     folder.joinpath("schema.json").write_text('{"inputs": {"input1": {"columns": [{"name": "a", "type": "integer"}]}}}')
     admin_server.publish(folder, "py2-service")
-    login(page)
     page.goto("/admin/services/py2-service/diff?a=1&b=1")
     card = page.locator(".conversion")
     assert "v1: converted from Python 2.7" in card.inner_text()
