@@ -72,7 +72,8 @@ class PoolHostProcess:
 
     def __init__(self, settings):
         self.settings = settings
-        self.path = settings.run_dir / f"pools-{os.getpid()}.sock"
+        self.owner = os.getpid()
+        self.path = settings.run_dir / f"pools-{self.owner}.sock"
         self.proc: subprocess.Popen | None = None
         self.stopping = False
         self.ready = threading.Event()
@@ -89,8 +90,10 @@ class PoolHostProcess:
     def _supervise(self) -> None:
         while not self.stopping:
             started = time.monotonic()
+            # its own session: a Ctrl-C or a signal to the server's process group reaches gunicorn,
+            # which stops the host last (on_exit), after the web processes are done with it
             self.proc = subprocess.Popen([sys.executable, "-m", "serving.runtime.host", str(self.path)],
-                                         stdin=subprocess.DEVNULL, close_fds=True)
+                                         stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True)
             self._wait_listening()
             code = self.proc.wait()
             if not self.ready.is_set():  # it never came up: a fault to report, not to retry
@@ -112,6 +115,8 @@ class PoolHostProcess:
                     time.sleep(0.05)
 
     def stop(self) -> None:
+        if os.getpid() != self.owner:
+            return  # a web process unwinding gunicorn's stack after its fork: not ours to stop
         self.stopping = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

@@ -295,3 +295,20 @@ def test_a_dead_pool_host_is_replaced_and_the_service_answers_again(replica):
     wait_until(answered, timeout=120, what="an answer from the new pool host")
     hosts = _tree(replica)["hosts"]
     assert len(hosts) == 1 and hosts[0] != old
+
+
+def test_stopping_the_server_stops_its_pool_host_and_every_sandbox_process(replica):
+    """Last in this module: SIGTERM to `scorepub serve` ends gunicorn, then the pool host, and
+    with it the fork server, templates and workers; the web processes' exit does not stop the
+    host early (it would be restarted, and the master would wait out its graceful timeout)."""
+    tree = _tree(replica)
+    sandbox, hosts = tree["sandbox"], tree["hosts"]
+    assert hosts and sandbox
+    with open(replica.log) as log:
+        log.seek(0, 2)
+        before = log.tell()
+    replica.stop()
+    assert replica.proc.returncode == 0
+    wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in [*hosts, *sandbox]),
+               what="every pool host and sandbox process gone")
+    assert "starting it again" not in Path(replica.log).read_text()[before:]

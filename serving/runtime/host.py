@@ -145,7 +145,10 @@ def main(argv=None) -> int:
     host = PoolHost(settings, Path(argv[0]))
 
     def stop(signum, _frame):
-        raise SystemExit(0)
+        try:
+            host.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(): serve_forever returns
+        except OSError:
+            pass  # closing already
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
