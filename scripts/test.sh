@@ -41,7 +41,9 @@ then
     fi
 fi
 
-.venv/bin/python -m pytest "$@"
+# two test processes (one per core here); a file's tests stay in one process, so module
+# fixtures (a server, a published set of services) are made once. SCOREPUB_TEST_JOBS=0: serially.
+.venv/bin/python -m pytest -n "${SCOREPUB_TEST_JOBS:-2}" --dist loadfile "$@"
 
 # The hostile corpus again, as an unprivileged user (only for a full run started as root).
 if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
