@@ -92,9 +92,9 @@ class CallCore:
         record = Record()
         if request.keep_payload and request.body:
             record.payload = request.body[:PAYLOAD_KEEP_BYTES].decode("utf-8", "replace")
-        with self._slot(target) as refused:
-            if refused is not None:
-                raise CallFailed(refused, record)
+        with self._slot(target) as slot:
+            if slot is None:
+                raise CallFailed(self._throttled(target), record)
             try:
                 result = self._run(target, request, record)
             except (RuntimeFailure, ArtifactError) as exc:
@@ -109,13 +109,21 @@ class CallCore:
             body, media_type = out.encode(result, request.details), out.media_type
         return Scored(result, body, media_type, record)
 
+    def _limit(self, target: Target) -> int:
+        return target.schema.limits.capped(self.settings).max_concurrent_calls
+
     def _slot(self, target: Target):
-        """The service's ``max_concurrent_calls``, across every web process of this server:
-        yields None when a slot is held, or the error to answer when every slot is taken."""
+        """The service's ``max_concurrent_calls``, across every web process of this server: the
+        slot held, or None when every slot is taken. Untargeted calls (CLI, smoke) take none."""
         if self.throttle is None or target.service_id is None:
-            return nullcontext(None)
-        limit = target.schema.limits.capped(self.settings).max_concurrent_calls
-        return _Slot(self.throttle, target, limit)
+            return nullcontext(-1)
+        return self.throttle.slot(target.service_id, self._limit(target))
+
+    def _throttled(self, target: Target) -> ApiError:
+        limit = self._limit(target)
+        return ApiError(503, "ServiceUnavailable", f"Service '{target.service}' is already running {limit} calls; "
+                                                   "try again shortly.",
+                        [detail("RequestThrottled", f"max_concurrent_calls is {limit}")])
 
     def _run(self, target: Target, request: CallRequest, record: Record) -> CallResult:
         codec = codecs.ALL[request.format]
@@ -135,21 +143,3 @@ class CallCore:
             record.traceback = getattr(exc, "traceback", None) or None
             record.log = getattr(exc, "log", None) or None
             raise
-
-
-class _Slot:
-    def __init__(self, throttle: Throttle, target: Target, limit: int):
-        self.throttle, self.target, self.limit = throttle, target, limit
-        self.slot = None
-
-    def __enter__(self) -> ApiError | None:
-        self.slot = self.throttle.acquire(self.target.service_id, self.limit)
-        if self.slot is None:
-            return ApiError(503, "ServiceUnavailable", f"Service '{self.target.service}' is already running "
-                                                       f"{self.limit} calls; try again shortly.",
-                            [detail("RequestThrottled", f"max_concurrent_calls is {self.limit}")])
-        return None
-
-    def __exit__(self, *exc) -> None:
-        if self.slot is not None:
-            self.throttle.release(self.target.service_id, self.slot)
