@@ -19,7 +19,7 @@ from .bundle import FIXED_TIME, read_zip
 from .errors import ArtifactError
 
 FORMAT = 1
-CONTENT_MEMBERS = ("score.py", "bundle.zip", "schema.json", "sample.json", "requirements.txt",
+CONTENT_MEMBERS = ("score.py", "bundle.zip", "schema.json", "sample.json", "requirements.txt", "requirements.lock",
                    # a Python 2.7 experiment: the sources as published, and what the conversion did
                    "original/score.py", "original/bundle.zip", "conversion.json")
 MANIFEST = "manifest.json"
@@ -60,6 +60,11 @@ class Artifact:
     @property
     def schema_document(self) -> dict:
         return orjson.loads(self.members["schema.json"])
+
+    @property
+    def lock(self) -> bytes | None:
+        """The environment's lock (``requirements.lock``); None: the default environment."""
+        return self.members.get("requirements.lock")
 
     @property
     def conversion(self) -> dict | None:

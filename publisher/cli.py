@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -70,6 +71,42 @@ def version_row(v, live: int | None) -> dict:
             "published_at": v.created_at.isoformat(), "published_by": v.published_by, "message": v.message}
 
 
+class ProgressBar:
+    """Publish progress on stderr: a bar redrawn in place on a terminal, one line per step elsewhere."""
+
+    WIDTH = 24
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.drawn = False
+
+    def __call__(self, stage: str, detail: str) -> None:
+        from .environments import STAGES
+
+        step = STAGES.index(stage) + 1 if stage in STAGES else 1
+        filled = self.WIDTH * step // len(STAGES)
+        line = f"environment [{'#' * filled}{'.' * (self.WIDTH - filled)}] {time.monotonic() - self.start:5.1f}s {detail}"
+        if self.tty:
+            click.echo(f"\r\033[K{line}", err=True, nl=stage == "done")
+            self.drawn = stage != "done"
+        else:
+            click.echo(line, err=True)
+
+    def close(self) -> None:
+        if self.drawn:
+            click.echo("", err=True)
+            self.drawn = False
+
+
+def _env_line(env: dict) -> str:
+    shown = ("scikit-learn", "pandas", "numpy")
+    named = ", ".join(f"{n} {env['packages'][n]}" for n in shown if n in env["packages"])
+    more = len(env["packages"]) - sum(n in env["packages"] for n in shown)
+    return (f"{env['id'][:12] if env['id'] != 'default' else 'default'} (Python {env['python']}; {named}"
+            + (f", {more} more" if more > 0 else "") + ")")
+
+
 def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
     """Add the registry commands to ``cli``; ``smoke_factory(ctx)`` supplies the publish smoke call."""
 
@@ -81,19 +118,29 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
     @click.option("--bundle", type=click.Path(path_type=Path), help="A Script Bundle zip kept elsewhere.")
     @click.option("--no-smoke", is_flag=True, help="Skip the smoke call with sample.json.")
     @click.option("--by", default=None, help="Who publishes (default: the OS user).")
+    @click.option("--upgrade", is_flag=True, help="Resolve requirements.txt again (newest allowed releases).")
     @json_option
     @pass_ctx
     @one_line_errors
-    def publish_cmd(ctx, folder, name, message, promote, bundle, no_smoke, by, as_json):
+    def publish_cmd(ctx, folder, name, message, promote, bundle, no_smoke, by, upgrade, as_json):
         """Validate, freeze and register an experiment folder as a new version."""
         from .publish import publish
 
         smoke = None if no_smoke or smoke_factory is None else smoke_factory(ctx)
-        outcome = publish(folder, name, settings=ctx.settings, registry=ctx.registry, store=ctx.store,
-                          message=message, promote=promote, published_by=by or default_actor(),
-                          bundle_path=bundle, smoke=smoke)
+        bar = None if as_json else ProgressBar()
+        try:
+            outcome = publish(folder, name, settings=ctx.settings, registry=ctx.registry, store=ctx.store,
+                              message=message, promote=promote, published_by=by or default_actor(),
+                              bundle_path=bundle, smoke=smoke, upgrade=upgrade, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
         data = outcome.as_dict()
         lines = [f"warning: {w}" for w in outcome.warnings]
+        env = data["environment"]
+        if env["id"] != "default":
+            how = (f"built in {env['build_seconds']:.1f} s" if env["built"] else "already built")
+            lines.append(f"environment {env['id'][:12]}: {env['packages']} packages, {env['size_mb']:.0f} MB, {how}")
         verb = "published" if data["created"] else "unchanged"
         lines.append(f"{verb} {name} version {data['version']} ({data['digest'][:12]})"
                      + (", live" if data["live"] else ""))
@@ -147,11 +194,18 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
     @one_line_errors
     def versions_cmd(ctx, name, as_json):
         """List the versions of a service."""
+        from .environments import version_environment
+
         svc = ctx.registry.service(name)
-        rows = [version_row(v, svc.live_version) for v in ctx.registry.versions(name)]
+        rows = []
+        for v in ctx.registry.versions(name):
+            row = version_row(v, svc.live_version)
+            row["environment"] = version_environment(ctx.store, v.digest)
+            rows.append(row)
         human = "\n".join(
             f"v{r['version']:<4} {'live   ' if r['live'] else 'retired' if r['retired'] else '       '} "
-            f"{r['digest'][:12]}  {r['published_at'][:19]}  {r['published_by']}  {r['message']}" for r in rows)
+            f"{r['digest'][:12]}  {r['published_at'][:19]}  {r['published_by']}  {r['message']}\n"
+            f"      environment {_env_line(r['environment'])}" for r in rows)
         emit(as_json, rows, human)
 
     @cli.command("promote")
@@ -218,7 +272,8 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
 
         d = diff_versions(ctx.registry, ctx.store, name, v1, v2)
         lines = [f"{name}: v{v1} -> v{v2}"]
-        for title, key in (("schema", "schema"), ("parameters", "parameters"), ("limits", "limits")):
+        for title, key in (("schema", "schema"), ("parameters", "parameters"), ("limits", "limits"),
+                           ("packages", "packages")):
             lines += [f"{title}: {item}" for item in d[key]]
         for member, text in d["files"].items():
             lines.append(f"--- {member} changed")
@@ -230,3 +285,46 @@ def register_publisher_commands(cli: click.Group, smoke_factory=None) -> None:
                 lines.append(f"--- {version}: {member} converted from Python 2.7")
                 lines.append(text.rstrip("\n"))
         emit(as_json, d, "\n".join(lines))
+
+
+def register_environment_commands(cli: click.Group) -> None:
+    @cli.group("envs")
+    def envs_group():
+        """Per-version Python environments (built at publish from requirements.txt)."""
+
+    @envs_group.command("list")
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def envs_list(ctx, as_json):
+        """Every built environment: size, packages, which versions use it, when last used."""
+        from .environments import Environments, environment_users
+
+        users = environment_users(ctx.registry, ctx.store)
+        rows = []
+        for info in Environments(ctx.settings).listing():
+            rows.append({"id": info["id"], "size_mb": round(info["size_bytes"] / 2**20, 1),
+                         "packages": len(info["packages"]), "python": info["python"], "built_at": info["built_at"],
+                         "last_used": info["last_used"], "users": users.get(info["id"], [])})
+        human = "\n".join(f"{r['id'][:12]}  {r['size_mb']:>7.0f} MB  {r['packages']:>3} packages  "
+                          f"last used {(r['last_used'] or 'never')[:19]}  "
+                          f"{', '.join(r['users']) or 'unused (prune removes it)'}" for r in rows) or "no environments"
+        emit(as_json, rows, human)
+
+    @envs_group.command("prune")
+    @click.option("--min-age-s", default=600, show_default=True,
+                  help="Keep environments built more recently (a publish may be about to register one).")
+    @json_option
+    @pass_ctx
+    @one_line_errors
+    def envs_prune(ctx, min_age_s, as_json):
+        """Remove the environments that no version still serving (not retired) uses."""
+        from .environments import Environments, environment_users
+
+        envs = Environments(ctx.settings)
+        keep = set(environment_users(ctx.registry, ctx.store))
+        before = {i["id"]: i["size_bytes"] for i in envs.listing()}
+        removed = envs.prune(keep, min_age_s)
+        freed = sum(before.get(r, 0) for r in removed)
+        emit(as_json, {"removed": removed, "freed_mb": round(freed / 2**20, 1)},
+             f"removed {len(removed)} environment(s), {freed / 2**20:.0f} MB freed" if removed else "nothing to remove")

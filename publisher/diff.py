@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 from . import artifact
 from .bundle import read_zip
+from .environments import lock_id, pinned
 from .artifact_store import ArtifactStore
 from .registry import Registry
 
@@ -33,7 +34,7 @@ def diff_versions(registry: Registry, store: ArtifactStore, name: str, v1: int, 
     a, b = load_version(registry, store, name, v1), load_version(registry, store, name, v2)
     files = {}
     for member in sorted(set(a.members) | set(b.members)):
-        if member in ("schema.json", "bundle.zip", "original/bundle.zip", "conversion.json"):
+        if member in ("schema.json", "bundle.zip", "original/bundle.zip", "conversion.json", "requirements.lock"):
             continue
         old, new = a.members.get(member), b.members.get(member)
         if old != new:
@@ -74,7 +75,32 @@ def diff_versions(registry: Registry, store: ArtifactStore, name: str, v1: int, 
     limits = _dict_changes(sa["limits"], sb["limits"])
     conversion = {f"v{n}": c for n, art in ((v1, a), (v2, b)) if (c := conversion_diff(art))}
     return {"service": name, "from": v1, "to": v2, "files": files, "schema": schema,
-            "parameters": params, "limits": limits, "conversion": conversion}
+            "parameters": params, "limits": limits, "packages": package_changes(a, b), "conversion": conversion}
+
+
+def package_changes(a: artifact.Artifact, b: artifact.Artifact) -> list[str]:
+    """How the environment changed: which packages were added, removed, or changed version."""
+    if a.lock == b.lock:
+        return []
+    ids = [lock_id(x.lock) if x.lock is not None else None for x in (a, b)]
+    out = [f"environment {(ids[0] or 'default')[:12]} -> {(ids[1] or 'default')[:12]}"]
+    pa, pb = (pinned(x.lock) if x.lock is not None else _default_packages() for x in (a, b))
+    for package in sorted(set(pa) | set(pb)):
+        if package not in pa:
+            out.append(f"{package} {pb[package]} added")
+        elif package not in pb:
+            out.append(f"{package} {pa[package]} removed")
+        elif pa[package] != pb[package]:
+            out.append(f"{package} {pa[package]} -> {pb[package]}")
+    return out
+
+
+def _default_packages() -> dict:
+    from packaging.utils import canonicalize_name
+
+    from .packages import installed_versions
+
+    return {canonicalize_name(n): v for n, v in installed_versions().items() if n != "python" and v}
 
 
 def conversion_diff(art: artifact.Artifact) -> dict:

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 from pathlib import Path
 
 import orjson
-from packaging.requirements import InvalidRequirement, Requirement
 
 from . import bundle as bundle_mod
 from . import python2
+from .environments import LOCK_SOURCES, given_lock_pins, parse_requirements
 from .coercion import InputError, rows_to_table
 from .errors import PublishError, SchemaError, ScriptError
 from .schema import ServiceSchema, infer_schema, parse_schema, schema_to_document
@@ -26,6 +25,8 @@ class Experiment:
     warnings: list[str]
     originals: dict = dataclasses.field(default_factory=dict)  # sources as published, when converted
     conversion: dict | None = None  # what the Python 2.7 conversion did (conversion.json)
+    given_lock: tuple[str, bytes] | None = None  # (file name, content): a lock the user gave wins
+    lock: bytes | None = None  # the resolved requirements.lock, set at publish (environments.py)
 
     def members(self) -> dict:
         """The artifact's content members, normalized."""
@@ -39,6 +40,8 @@ class Experiment:
             out["sample.json"] = orjson.dumps(self.sample, option=orjson.OPT_INDENT_2) + b"\n"
         if self.requirements is not None:
             out["requirements.txt"] = self.requirements
+        if self.lock is not None:
+            out["requirements.lock"] = self.lock
         out.update(self.originals)
         if self.conversion is not None:
             out["conversion.json"] = orjson.dumps(self.conversion, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
@@ -60,7 +63,8 @@ def read_experiment(folder: Path, settings, bundle_path: Path | None = None) -> 
     if not (folder / "score.py").is_file():
         raise PublishError(f"{folder}: has no score.py")
     files = {name: (folder / name).read_bytes() for name in
-             ("score.py", "schema.json", "sample.json", "requirements.txt", "bundle.zip") if (folder / name).is_file()}
+             ("score.py", "schema.json", "sample.json", "requirements.txt", "bundle.zip", *LOCK_SOURCES)
+             if (folder / name).is_file()}
     if bundle_path is not None:
         if not Path(bundle_path).is_file():
             raise PublishError(f"bundle: {bundle_path} does not exist", field="bundle.zip")
@@ -104,13 +108,21 @@ def experiment_from_files(files: dict, settings, bundle_folder: Path | None = No
         check_sample(sample, schema, settings.max_rows)
     requirements = files.get("requirements.txt") or None
     if requirements is not None:
-        check_requirements(requirements)
+        parse_requirements(requirements)  # its syntax now; resolution is the publish's (environments.py)
+    locks = [name for name in LOCK_SOURCES if files.get(name)]
+    if len(locks) > 1:
+        raise PublishError(f"give one lock file, not {' and '.join(locks)}", field="requirements.txt")
+    given_lock = (locks[0], files[locks[0]]) if locks else None
+    if given_lock is not None:
+        given_lock_pins(*given_lock)
+        if requirements is not None:
+            warnings.append(f"{locks[0]} is given: it is installed as it is, and requirements.txt is kept for reference")
     capped = schema.limits.capped(settings)
     for key, value in vars(schema.limits).items():
         if getattr(capped, key) < value:
             warnings.append(f"limits.{key} {value} is above this server's maximum; {getattr(capped, key)} applies")
     return Experiment(sources.score_py, schema, sources.bundle, sample, requirements, warnings,
-                      sources.originals, sources.conversion)
+                      sources.originals, sources.conversion, given_lock)
 
 
 SCAN_BUDGET_BYTES = 1 << 20  # LibCST reads about 50 KB a second: at most ~20 s of a publish
@@ -162,25 +174,3 @@ def check_sample(sample, schema: ServiceSchema, max_rows: int) -> None:
             rows_to_table(port, spec, sample[port], max_rows)
         except InputError as exc:
             raise PublishError(f"sample.json: {exc.target}: {exc.message}", field="sample.json") from None
-
-
-def check_requirements(text: bytes) -> None:
-    """Each requirement must already be satisfied here: nothing is installed at run time."""
-    for number, line in enumerate(text.decode("utf-8", "replace").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement as exc:
-            raise PublishError(f"requirements.txt:{number}: {exc}", field="requirements.txt") from None
-        if req.marker is not None and not req.marker.evaluate():
-            continue
-        try:
-            installed = importlib.metadata.version(req.name)
-        except importlib.metadata.PackageNotFoundError:
-            raise PublishError(f"requirements.txt:{number}: package '{req.name}' is not installed "
-                               "in the serving environment", field="requirements.txt") from None
-        if req.specifier and not req.specifier.contains(installed, prereleases=True):
-            raise PublishError(f"requirements.txt:{number}: {req} is wanted but {req.name} {installed} "
-                               "is installed", field="requirements.txt")

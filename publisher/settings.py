@@ -70,6 +70,12 @@ class Settings:
     uid_dir: Path = Path("/run/scorepub/uids")  # claims that keep sandbox uids unique on the machine
     max_file_bytes: int = 256 * MiB
     max_processes: int = 512
+    # per-version Python environments (publisher/environments.py)
+    env_dir: Path = Path()  # default: <home>/envs; a shared volume lets replicas find built ones
+    env_max_mb: int = 4096  # a bigger environment is refused at publish (0: no cap)
+    env_build_timeout_s: int = 900  # resolving, and installing, each stop after this long
+    package_index: str = ""  # an index URL instead of PyPI (e.g. a mirror for an air-gapped site)
+    find_links: str = ""  # folders or URLs of wheels, separated by spaces (a wheelhouse)
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -85,6 +91,9 @@ class Settings:
             secret_key=env.get("SCOREPUB_SECRET_KEY") or "",
             pool_socket=env.get("SCOREPUB_POOL_SOCKET") or "",
             uid_dir=Path(env.get("SCOREPUB_UID_DIR") or cls.uid_dir).absolute(),
+            env_dir=Path(env.get("SCOREPUB_ENV_DIR") or home / "envs").absolute(),
+            package_index=env.get("SCOREPUB_PACKAGE_INDEX") or "",
+            find_links=env.get("SCOREPUB_FIND_LINKS") or "",
         )
         if values["sandbox"] not in ("strict", "off"):
             raise ValueError(f"SCOREPUB_SANDBOX must be strict or off, not {values['sandbox']!r}")

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import orjson
 
-from publisher.cli import json_option, one_line_errors, pass_ctx, register_publisher_commands
+from publisher.cli import (json_option, one_line_errors, pass_ctx, register_environment_commands,
+                           register_publisher_commands)
 from publisher.errors import PublishError
 
 # The codecs, the runtime, pandas and Flask are imported by the commands that use them: the
@@ -31,6 +32,7 @@ def smoke_factory(ctx):
 
 
 register_publisher_commands(cli, smoke_factory)
+register_environment_commands(cli)
 
 
 @cli.command("score")

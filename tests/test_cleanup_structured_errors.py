@@ -30,7 +30,7 @@ def refused(files, settings) -> PublishError:
     ({"sample.json": b'{"input1": 3}'}, "sample.json", "sample", "sample.json: without schema.json"),
     ({"schema.json": SCHEMA, "sample.json": b'{"input1": [{"a": "x"}]}'}, "sample.json", "sample", "sample.json: "),
     ({"schema.json": SCHEMA, "sample.json": b'{"input2": []}'}, "sample.json", "sample", "sample.json: port(s)"),
-    ({"schema.json": SCHEMA, "requirements.txt": b"no-such-package-here==1\n"}, "requirements.txt",
+    ({"schema.json": SCHEMA, "requirements.txt": b"x @ https://example.org/x.whl\n"}, "requirements.txt",
      "requirements", "requirements.txt:1: "),
     ({"schema.json": SCHEMA, "requirements.txt": b"!!!\n"}, "requirements.txt", "requirements", "requirements.txt:1"),
     ({"schema.json": SCHEMA, "bundle.zip": b"not a zip"}, "bundle.zip", "bundle", "bundle: not a zip"),
