@@ -20,14 +20,13 @@ from typing import Callable
 
 import orjson
 
-from publisher import artifact
 from publisher.schema import ServiceSchema, parse_schema
-from publisher.table import Table
+from scorepub_sandbox import artifact, messages
+from scorepub_sandbox.messages import ErrorKind
+from scorepub_sandbox.table import Table
 
-from . import messages
 from .errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, PoolClosed, ScriptFailed,
                      WorkerCrashed)
-from .messages import ErrorKind
 from .pool import Pool, WorkerProcess, remove_pool_dir, worker_env
 from .spawner import Spawner
 from .uids import UidAllocator
@@ -65,7 +64,7 @@ class Lease:
 
 def probe_sandbox(mode: str) -> dict:
     """Run the sandbox probe in a fresh single-threaded process; the layers it could set up."""
-    proc = subprocess.run([sys.executable, "-m", "serving.runtime.template", "--probe", mode],
+    proc = subprocess.run([sys.executable, "-m", "scorepub_sandbox.template", "--probe", mode],
                           capture_output=True, timeout=60)
     try:
         layers = orjson.loads(proc.stdout)

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import messages
+from scorepub_sandbox import messages
 
 log = logging.getLogger("scorepub.runtime")
 START_TIMEOUT_S = 120
@@ -72,7 +72,7 @@ class Spawner:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._proc = self._executor.submit(
-                subprocess.Popen, [sys.executable, "-m", "serving.runtime.forkserver", str(theirs.fileno())],
+                subprocess.Popen, [sys.executable, "-m", "scorepub_sandbox.forkserver", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), close_fds=True, start_new_session=True, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=self.cwd).result()
         finally:

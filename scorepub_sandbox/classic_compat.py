@@ -25,7 +25,7 @@ a shim only changes a call that would raise without it.
   import of ``matplotlib.axes`` and then removes itself (it finds nothing for any other name).
 
 Pure Python: no network, no files. This module imports only the standard library (and the
-standard-library-only publisher.classic_freq); ``install()``
+standard-library-only classic_freq); ``install()``
 imports pandas and numpy (already loaded by the template). ``CATALOGUE`` lists what it provides.
 """
 from __future__ import annotations
@@ -1015,7 +1015,7 @@ def value_counts(values, sort=True, ascending=False, normalize=False, bins=None,
 # anchored "Q-DEC", "A-JUN"...; multiples "15T", "2H"; combined "1H30T"). 0.18 upper-cased a code
 # (but 'MS', month start) after mapping the lower-case spellings 'min', 'ms', 'us', 'ns'.
 
-from publisher.classic_freq import modern_freq  # noqa: E402 - shared with the publisher's rewrite
+from .classic_freq import modern_freq  # noqa: E402 - shared with the publisher's rewrite
 
 
 def _bad_freq(exc: BaseException) -> bool:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from publisher.table import Column, Table
+from .table import Column, Table
 
 
 class ReturnValueError(Exception):
