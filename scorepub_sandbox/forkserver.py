@@ -2,11 +2,11 @@
 
 A template started with ``exec`` imports NumPy, pandas and matplotlib afresh: ~75 MiB of
 private memory in every service. The pool host instead starts one fork server
-(``python -m scorepub_sandbox.forkserver FD``, clean environment, no settings, no artifacts),
+(``launch.command(python, "forkserver", FD)``: clean environment, no settings, no artifacts),
 which imports them once, freezes its heap out of the garbage collector's reach (``gc.freeze``:
 a collection in a child would otherwise write to, and so copy, every shared page), and then
-forks one child per template. The child becomes what ``python -m scorepub_sandbox.template``
-was: a new session, stdin on /dev/null, the template's folder and environment, then the
+forks one child per template. The child becomes what a template started on its own
+(``launch.command(python, "template", FD)``) is: a new session, stdin on /dev/null, the template's folder and environment, then the
 zygote (``template.serve_socket``), which enters the namespaces and forks the template. The
 pages of the imports stay shared, copy-on-write, by every template and worker of the host.
 
@@ -29,6 +29,8 @@ import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+
+import orjson  # noqa: E402
 
 from . import messages, sandbox  # noqa: E402
 from .template import describe_status, reap_children  # noqa: E402
@@ -116,6 +118,10 @@ def serve(sock: socket.socket) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--modules":  # what a fork server holds after its preload (for tests)
+        preload()
+        sys.stdout.write(orjson.dumps(sorted(sys.modules)).decode() + "\n")
+        return 0
     sock = socket.socket(fileno=int(argv[0]))
     sandbox.close_fds({sock.fileno()})
     sandbox.die_with_parent()

@@ -1,7 +1,7 @@
 """The template process of one artifact: it loads everything once, then forks workers on demand.
 
 Forked by the fork server (``forkserver.py``, which has the imports below loaded already) and
-handed only its control socket; ``python -m scorepub_sandbox.template FD`` starts one the same way.
+handed only its control socket; ``launch.command(python, "template", FD)`` starts one the same way.
 1. As the **zygote** (single-threaded, nothing imported yet) it enters new network and PID
    namespaces (and a user namespace when not root) and forks the template, PID 1 inside them.
 2. The **template** imports pandas, numpy and matplotlib (Agg), verifies the artifact, unpacks the
