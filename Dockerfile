@@ -37,6 +37,7 @@ RUN apt-get update \
 COPY pyproject.toml README.md /tmp/scorepub-src/
 COPY publisher /tmp/scorepub-src/publisher
 COPY serving /tmp/scorepub-src/serving
+COPY scorepub_sandbox /tmp/scorepub-src/scorepub_sandbox
 COPY templates /tmp/scorepub-src/templates
 RUN pip install "/tmp/scorepub-src[classic,postgres]" \
  && rm -rf /tmp/scorepub-src \

@@ -12,23 +12,15 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from scorepub_sandbox.bundle import check_name as _check_name
+from scorepub_sandbox.bundle import read_zip  # the publisher's readers of bundles find it here too
+
 from .errors import BundleError
+
+__all__ = ["FIXED_TIME", "normalize_zip", "zip_folder", "read_zip", "write_zip"]
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 20
-
-
-def _check_name(name: str) -> str:
-    """Refuse names that could escape the bundle folder; return the normalized name."""
-    if "\x00" in name:
-        raise BundleError(f"bundle: entry {name!r} has a NUL byte in its name")
-    unified = name.replace("\\", "/")
-    if unified.startswith("/") or (len(unified) > 1 and unified[1] == ":"):
-        raise BundleError(f"bundle: entry '{name}' has an absolute path")
-    parts = PurePosixPath(unified).parts
-    if ".." in parts:
-        raise BundleError(f"bundle: entry '{name}' has a '..' component")
-    return "/".join(p for p in parts if p not in ("", "."))
 
 
 def normalize_zip(data: bytes, max_bytes: int, max_files: int) -> bytes:
@@ -107,12 +99,6 @@ def zip_folder(folder: Path, max_bytes: int, max_files: int) -> bytes:
     return write_zip(sorted(files))
 
 
-def read_zip(data: bytes) -> dict:
-    """A normalized bundle's files, name -> bytes."""
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir()}
-
-
 def write_zip(files) -> bytes:
     """(name, bytes) pairs, in order, as a normalized zip (fixed times and permissions)."""
     out = io.BytesIO()
@@ -123,16 +109,3 @@ def write_zip(files) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, data, compresslevel=6)
     return out.getvalue()
-
-
-def unpack(data: bytes, dest: Path) -> None:
-    """Unpack a normalized bundle (already checked at publish) into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        for info in z.infolist():
-            name = _check_name(info.filename)  # defence in depth
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(target, "wb") as out:
-                while chunk := src.read(_CHUNK):
-                    out.write(chunk)

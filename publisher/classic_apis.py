@@ -1,7 +1,7 @@
 """Find, and rewrite, the pandas 0.18 / numpy 1.11 APIs a classic script uses (LibCST).
 
 Azure ML Studio (classic) ran pandas 0.18 and numpy 1.11; scorepub serves scripts on current
-pandas and numpy. ``serving/runtime/classic_compat.py`` keeps old scripts running; this module
+pandas and numpy. ``scorepub_sandbox/classic_compat.py`` keeps old scripts running; this module
 tells the publisher which old APIs a script uses (``scan``) and offers a modern version of the
 source (``modernize``): a syntax-tree rewrite that leaves every other byte (comments, layout)
 as it was. Neither imports pandas or numpy: the analysis is purely static.
@@ -26,7 +26,7 @@ from typing import Callable
 import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 
-from .classic_freq import modern_freq
+from scorepub_sandbox.classic_freq import modern_freq
 
 __all__ = ["Use", "scan", "modernize"]
 

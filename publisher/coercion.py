@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .table import NAT, Column, Table
+from scorepub_sandbox.table import NAT, Column, Table
 
 MISSING = object()  # a row that lacks the column's key
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

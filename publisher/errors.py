@@ -1,22 +1,13 @@
-"""Errors the publisher raises; each carries a one-line message fit for a terminal."""
+"""Errors the publisher raises; each carries a one-line message fit for a terminal.
+
+PublishError, BundleError and ArtifactError are the sandbox package's own (a template refuses a
+damaged artifact with them too): imported here, so every caller catches the same classes.
+"""
 from __future__ import annotations
 
+from scorepub_sandbox.errors import ArtifactError, BundleError, PublishError
 
-class PublishError(Exception):
-    """An experiment, schema, bundle or registry operation was refused.
-
-    ``field`` names the experiment file the problem is in (``score.py``, ``bundle.zip``,
-    ``schema.json``, ``sample.json``, ``requirements.txt``), set where the error is raised; None
-    when it is in none of them (the service name, the registry's state, ...). The admin page
-    shows the message next to that file's form field.
-    """
-
-    field: str | None = None
-
-    def __init__(self, message: object = "", *, field: str | None = None):
-        super().__init__(message)
-        if field is not None:
-            self.field = field
+__all__ = ["PublishError", "SchemaError", "BundleError", "ScriptError", "ArtifactError", "NotFound", "Conflict"]
 
 
 class SchemaError(PublishError):
@@ -25,20 +16,10 @@ class SchemaError(PublishError):
     field = "schema.json"
 
 
-class BundleError(PublishError):
-    """The Script Bundle zip was refused."""
-
-    field = "bundle.zip"
-
-
 class ScriptError(PublishError):
     """score.py does not compile or does not define a usable azureml_main."""
 
     field = "score.py"
-
-
-class ArtifactError(PublishError):
-    """An artifact is missing, unreadable or does not match its digest."""
 
 
 class NotFound(PublishError):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import orjson
 
+from scorepub_sandbox import py2_runtime
+
 from . import bundle as bundle_mod
 from . import classic_apis, python2
 from .errors import PublishError
@@ -141,16 +143,16 @@ def _with_div_helper(source: str) -> str:
     """A converted file that still calls ``__py2_div__`` gets its definition (the runtime provides
     it when serving; a migrated file must stand alone), after the docstring and future imports."""
     source = _plain_division(source)
-    helpers = [(name, fn) for name, fn in ((python2.DIV_NAME, python2.py2_div), (python2.IDIV_NAME, python2.py2_idiv))
-               if name in source]
+    helpers = [(name, fn) for name, fn in ((py2_runtime.DIV_NAME, py2_runtime.py2_div),
+                                           (py2_runtime.IDIV_NAME, py2_runtime.py2_idiv)) if name in source]
     if not helpers:
         return source
     helper = "import numbers\nimport sys\n\n\n"
     for name, fn in helpers:
-        helper += (f"# scorepub migrate: Python 2's \"{'/=' if name == python2.IDIV_NAME else '/'}\"; "
+        helper += (f"# scorepub migrate: Python 2's \"{'/=' if name == py2_runtime.IDIV_NAME else '/'}\"; "
                    "where both sides are known integers, write \"//\"\n"
                    + inspect.getsource(fn).replace(f"def {fn.__name__}(", f"def {name}(") + "\n\n")
-    helper += inspect.getsource(python2._integer) + "\n\n"
+    helper += inspect.getsource(py2_runtime._integer) + "\n\n"
     lines = source.splitlines(True)
     at = 0
     try:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from scorepub_sandbox.table import datetime_strings
+
 from .coercion import CellError, InputError, _short, convert_cell, describe
-from .table import datetime_strings
 
 
 def resolve_parameters(given, declared: dict) -> dict:

@@ -24,12 +24,16 @@ import difflib
 import functools
 import io
 import itertools
-import numbers
-import sys
 import threading
-import tokenize
+
+# what converted code calls at run time, and the line helpers tracebacks share: the sandbox's
+from scorepub_sandbox.py2_runtime import DIV_NAME, IDIV_NAME, decode, original_line, py2_div, py2_idiv, source_lines
 
 from .errors import ScriptError
+
+__all__ = ["PY2", "PY3", "VERSION_LABELS", "DIV_NAME", "IDIV_NAME", "MAX_CONVERT_BYTES", "py2_div", "py2_idiv",
+           "Converted", "normalize_version", "decode", "py3_error", "parses_as_py2", "expand_indentation", "convert",
+           "source_lines", "original_line", "ambiguities", "ExperimentSources", "prepare_sources"]
 
 PY2, PY3 = "2.7", "3"
 # The classic module's "Python Version" labels, and our short forms.
@@ -37,40 +41,9 @@ VERSION_LABELS = {
     "2.7": PY2, "Anaconda 2.0/Python 2.7.7": PY2, "Anaconda 4.0/Python 2.7.11": PY2,
     "3": PY3, "Anaconda 4.0/Python 3.5": PY3,
 }
-DIV_NAME = "__py2_div__"
-IDIV_NAME = "__py2_idiv__"
 # fissix takes about a second and ~1 GB per MB of source: a publish stays within minutes
 MAX_CONVERT_BYTES = 4 << 20
 _LIST_METHODS = {"sort", "append", "extend", "insert", "remove", "pop", "reverse", "index", "count"}
-
-
-def py2_div(a, b):
-    """Python 2's ``/``: floor division when both sides are integers (Python ints and bools,
-    NumPy integer scalars, NumPy integer arrays, as NumPy 1.11 on Python 2 did), true
-    division otherwise (floats, and pandas objects, whose ``/`` was true division in pandas
-    0.18 on Python 2 as well)."""
-    if isinstance(a, numbers.Integral) and isinstance(b, numbers.Integral):
-        return a // b
-    np = sys.modules.get("numpy")
-    if np is not None and (type(a) is np.ndarray or type(b) is np.ndarray) and _integer(a, np) and _integer(b, np):
-        return np.floor_divide(a, b)
-    return a / b
-
-
-def py2_idiv(a, b):
-    """Python 2's ``a /= b``, as ``a = __py2_idiv__(a, b)``: integers floor; an array or a
-    pandas object is divided in place (so other names for it see the change, as before)."""
-    if isinstance(a, numbers.Integral) and isinstance(b, numbers.Integral):
-        return a // b
-    np = sys.modules.get("numpy")
-    if np is not None and type(a) is np.ndarray and _integer(a, np) and _integer(b, np):
-        return np.floor_divide(a, b, out=a)
-    a /= b
-    return a
-
-
-def _integer(x, np) -> bool:
-    return isinstance(x, numbers.Integral) or (type(x) is np.ndarray and x.dtype.kind in "iub")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,16 +59,6 @@ def normalize_version(value: str | None) -> str | None:
         return VERSION_LABELS[value]
     except KeyError:
         raise ValueError(f"must be one of {', '.join(repr(v) for v in VERSION_LABELS)}") from None
-
-
-def decode(source: bytes) -> tuple[str, str]:
-    """The text of a source file and its encoding: its PEP 263 cookie, else UTF-8; Latin-1 only
-    so that undecodable bytes never raise here (such a file is not taken as Python 2)."""
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
-        return source.decode(encoding), encoding
-    except (SyntaxError, LookupError, UnicodeDecodeError):
-        return source.decode("latin-1"), "latin-1"
 
 
 def py3_error(source: bytes, filename: str) -> SyntaxError | ValueError | None:
@@ -188,13 +151,6 @@ def convert(source: bytes, filename: str, bundle_files: frozenset = frozenset())
     return Converted(data, _line_map(original, converted))
 
 
-def source_lines(text: str) -> list[str]:
-    """Lines as Python counts them: ends are \\n, \\r\\n or \\r only (``str.splitlines`` also
-    splits at form feeds and other separators, which would shift every line after them)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return lines[:-1] if lines and lines[-1] == "" else lines
-
-
 def _line_map(original: str, converted: str) -> list[int] | None:
     a, b = source_lines(original), source_lines(converted)
     if len(a) == len(b):
@@ -206,12 +162,6 @@ def _line_map(original: str, converted: str) -> list[int] | None:
             # equal and replaced lines map one to one; an inserted line to the next original one
             mapping[j] = min(i1 + (j - j1), max(i2 - 1, i1), len(a) - 1) + 1 if tag != "insert" else min(i1, len(a) - 1) + 1
     return mapping
-
-
-def original_line(line_map: list[int] | None, line: int) -> int:
-    if line_map is None or not 1 <= line <= len(line_map):
-        return line
-    return line_map[line - 1]
 
 
 _TOOL_LOCK = threading.Lock()

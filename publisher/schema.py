@@ -10,10 +10,11 @@ import re
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from scorepub_sandbox.table import TYPES
+
 from .coercion import CellError, convert_cell
 from .errors import SchemaError
 from .python2 import VERSION_LABELS, normalize_version
-from .table import TYPES
 
 PORTS = ("input1", "input2")
 ISOLATION = ("warm", "per-call")

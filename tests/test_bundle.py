@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from publisher.bundle import FIXED_TIME, normalize_zip, unpack, zip_folder
+from publisher.bundle import FIXED_TIME, normalize_zip, zip_folder
 from publisher.errors import BundleError
+from scorepub_sandbox.bundle import unpack
 
 BIG = 10 * 1024 * 1024
 FILES = {

@@ -397,7 +397,7 @@ def classic_results():
         import json, sys, warnings
         warnings.simplefilter('ignore')
         import pandas as pd
-        from serving.runtime import classic_compat
+        from scorepub_sandbox import classic_compat
         classic_compat.install()
         spec = json.load(sys.stdin)
         out = {}

@@ -1,4 +1,4 @@
-"""serving/runtime/classic_compat.py: the pandas 0.18 / numpy 1.11 APIs, with their documented
+"""scorepub_sandbox/classic_compat.py: the pandas 0.18 / numpy 1.11 APIs, with their documented
 semantics, and nothing modern changed.
 
 install() patches pandas, numpy and pickle for the whole process, so no test here installs it in
@@ -60,7 +60,7 @@ HARNESS = textwrap.dedent("""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt  # as the template does, before install(): patched at once
-    from serving.runtime import classic_compat
+    from scorepub_sandbox import classic_compat
 
     def _raises(fn):
         try:
@@ -201,7 +201,7 @@ def test_this_process_is_untouched():
 
 
 def test_catalogue_lists_old_and_new():
-    from serving.runtime.classic_compat import CATALOGUE
+    from scorepub_sandbox.classic_compat import CATALOGUE
 
     assert len(CATALOGUE) > 100
     assert all(entry.old and entry.new for entry in CATALOGUE)
@@ -792,7 +792,7 @@ LAZY = textwrap.dedent("""
     import json, sys, warnings
     warnings.simplefilter('ignore')
     import pandas as pd
-    from serving.runtime import classic_compat
+    from scorepub_sandbox import classic_compat
     classic_compat.install()
     out = {'loaded_at_install': 'matplotlib.axes' in sys.modules,
            'hook_first': type(sys.meta_path[0]).__name__}

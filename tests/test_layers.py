@@ -39,11 +39,11 @@ def test_publisher_imports_without_flask_loaded():
 
 def test_only_the_edges_read_the_environment():
     """Settings are read once (publisher/settings.py); the worker env is built by the pool."""
-    allowed = {"publisher/settings.py", "serving/runtime/pool.py", "serving/runtime/template.py",
-               "serving/runtime/forkserver.py",  # a template's environment, set in the forked child
+    allowed = {"publisher/settings.py", "serving/runtime/pool.py", "scorepub_sandbox/template.py",
+               "scorepub_sandbox/forkserver.py",  # a template's environment, set in the forked child
                "serving/server.py", "serving/metrics.py"}  # the last two: prometheus-client's own variable
     readers = set()
-    for path in list((ROOT / "publisher").rglob("*.py")) + list((ROOT / "serving").rglob("*.py")):
+    for path in [p for package in ("publisher", "serving", "scorepub_sandbox") for p in (ROOT / package).rglob("*.py")]:
         if "os.environ" in path.read_text() or "getenv(" in path.read_text():
             readers.add(str(path.relative_to(ROOT)))
     assert readers <= allowed, readers - allowed

@@ -26,8 +26,8 @@ from memory import cmdline, descendants  # noqa: E402 - bench/memory.py walks pr
 from publisher import artifact
 from publisher.schema import parse_schema
 from publisher.coercion import rows_to_table
+from scorepub_sandbox import launch, messages
 from serving.runtime import host as host_module
-from serving.runtime import messages
 from serving.runtime.dispatcher import Runtime
 from serving.runtime.uids import UidAllocator
 
@@ -271,7 +271,7 @@ def test_every_web_process_leases_from_the_one_pool_host(replica):
     assert len(tree["hosts"]) == 1
     assert not [p for w in tree["web"] for p in descendants(w)]  # no web process has sandbox children
     # the fork server, one zygote and one template for the one service, and its workers
-    forkservers = [p for p in tree["sandbox"] if "serving.runtime.forkserver" in cmdline(p)]
+    forkservers = [p for p in tree["sandbox"] if f"{launch.PACKAGE_DIR} forkserver " in cmdline(p)]
     assert len(forkservers) == len(tree["sandbox"]) >= 3
 
 

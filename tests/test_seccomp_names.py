@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from serving.runtime import sandbox
+from scorepub_sandbox import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 seccomp = pytest.importorskip("pyseccomp")
@@ -56,7 +56,7 @@ def test_a_name_missing_on_this_architecture_that_is_not_expected_to_be_fails():
 
 def test_the_start_up_probe_reports_a_misspelled_worker_rule():
     """`scorepub serve` runs this probe in strict mode and refuses to start on any inactive layer."""
-    code = ("import sys, orjson; from serving.runtime import sandbox, template;"
+    code = ("import sys, orjson; from scorepub_sandbox import sandbox, template;"
             "sandbox._WORKER_DENIED += ('vfrok',);"
             "sys.stdout.write(orjson.dumps(template.probe('strict')).decode())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)

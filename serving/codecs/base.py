@@ -9,7 +9,7 @@ import orjson
 from publisher.coercion import InputError
 from publisher.parameters import resolve_parameters
 from publisher.schema import ServiceSchema
-from publisher.table import Table
+from scorepub_sandbox.table import Table
 
 from ..errors import bad_argument, from_input_error
 from ..runtime.dispatcher import CallResult

@@ -11,8 +11,8 @@ import threading
 import time
 
 from publisher.errors import ArtifactError
+from scorepub_sandbox import messages
 
-from . import messages
 from .dispatcher import Calls, Lease
 from .errors import RuntimeUnavailable, failure_from_wire
 

@@ -20,14 +20,13 @@ from typing import Callable
 
 import orjson
 
-from publisher import artifact
 from publisher.schema import ServiceSchema, parse_schema
-from publisher.table import Table
+from scorepub_sandbox import artifact, launch, messages
+from scorepub_sandbox.messages import ErrorKind
+from scorepub_sandbox.table import Table
 
-from . import messages
 from .errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, PoolClosed, ScriptFailed,
                      WorkerCrashed)
-from .messages import ErrorKind
 from .pool import Pool, WorkerProcess, remove_pool_dir, worker_env
 from .spawner import Spawner
 from .uids import UidAllocator
@@ -63,10 +62,9 @@ class Lease:
     crashed: Callable[[], str]  # kill it and say how it ended; the lease is over
 
 
-def probe_sandbox(mode: str) -> dict:
-    """Run the sandbox probe in a fresh single-threaded process; the layers it could set up."""
-    proc = subprocess.run([sys.executable, "-m", "serving.runtime.template", "--probe", mode],
-                          capture_output=True, timeout=60)
+def probe_sandbox(mode: str, python: str = sys.executable) -> dict:
+    """Run the sandbox probe in a fresh single-threaded process of ``python``; the layers it could set up."""
+    proc = subprocess.run(launch.command(python, "template", "--probe", mode), capture_output=True, timeout=60)
     try:
         layers = orjson.loads(proc.stdout)
     except orjson.JSONDecodeError:
@@ -154,20 +152,35 @@ class Calls:
 
 class Runtime(Calls):
     """The pools of this process, keyed by artifact digest, made on first use and shared by its
-    threads. Pools idle for ``pool_idle_s`` are closed, and so return their memory."""
+    threads. Pools idle for ``pool_idle_s`` are closed, and so return their memory.
 
-    def __init__(self, settings, fetch_artifact: Callable[[str], bytes]):
+    ``python_for(artifact)`` names the interpreter a version's sandbox runs under (default: this
+    one); each interpreter gets one fork server (:meth:`spawner_for`), shared by its pools."""
+
+    def __init__(self, settings, fetch_artifact: Callable[[str], bytes],
+                 python_for: Callable[[artifact.Artifact], str] | None = None):
         self.settings = settings
         self.fetch_artifact = fetch_artifact
+        self.python_for = python_for or (lambda art: sys.executable)
         self.pools: dict[str, Pool] = {}
         self.stopped_idle: set[str] = set()  # pools closed for being unused (they start again on use)
         self.lock = threading.Lock()
-        home = Path(settings.run_dir) / f"p-{os.getpid()}-forkserver"
-        self.spawner = Spawner(worker_env(home), home)
+        self.spawners: dict[str, Spawner] = {}  # interpreter path -> its fork server
+        self.spawner = self.spawner_for(sys.executable)
         self.uids = (UidAllocator(settings.sandbox_uid_base, settings.uid_dir)
                      if os.getuid() == 0 and settings.sandbox != "off" else None)
         self.stopped = threading.Event()
         self._housekeeper: threading.Thread | None = None
+
+    def spawner_for(self, python: str) -> Spawner:
+        """The fork server of interpreter ``python``, made on first use (started on first spawn)."""
+        with self.lock:
+            spawner = self.spawners.get(python)
+            if spawner is None:
+                name = "forkserver" if python == sys.executable else f"forkserver-{len(self.spawners)}"
+                home = Path(self.settings.run_dir) / f"p-{os.getpid()}-{name}"
+                spawner = self.spawners[python] = Spawner(worker_env(home), home, python)
+            return spawner
 
     def pool(self, digest: str, schema: ServiceSchema | None = None) -> Pool:
         pool = self.pools.get(digest)
@@ -178,10 +191,11 @@ class Runtime(Calls):
         art = artifact.load(data, digest)  # refuse a damaged artifact before any worker starts
         if schema is None:
             schema = parse_schema(art.schema_document, source=f"schema of {digest[:12]}")
+        spawner = self.spawner_for(self.python_for(art))
         with self.lock:
             pool = self.pools.get(digest)
             if pool is None:
-                pool = Pool(digest, data, schema, self.settings, self.spawner,
+                pool = Pool(digest, data, schema, self.settings, spawner,
                             self.uids.take if self.uids else (lambda: None))
                 self.pools[digest] = pool
                 self.stopped_idle.discard(digest)
@@ -257,5 +271,8 @@ class Runtime(Calls):
             pool.close()
         for pool in pools:  # let each template's close run (it kills the namespace, removes the folder)
             pool.ops.shutdown(wait=True)
-        self.spawner.close()
-        remove_pool_dir(self.spawner.cwd)
+        with self.lock:
+            spawners, self.spawners = list(self.spawners.values()), {}
+        for spawner in spawners:
+            spawner.close()
+            remove_pool_dir(spawner.cwd)

@@ -30,8 +30,8 @@ from pathlib import Path
 from publisher.artifact_store import FolderArtifactStore
 from publisher.errors import ArtifactError
 from publisher.settings import Settings
+from scorepub_sandbox import messages
 
-from . import messages
 from .dispatcher import Runtime
 from .errors import RuntimeFailure, failure_to_wire
 from .pool import Pool, WorkerProcess, sweep_run_dir
@@ -137,7 +137,7 @@ class PoolHost:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="[pool host] %(levelname)s %(message)s")
-    from .sandbox import die_with_parent
+    from scorepub_sandbox.sandbox import die_with_parent
 
     die_with_parent()  # scorepub serve's supervisor thread; the templates die with us in turn
     settings = Settings.from_env()

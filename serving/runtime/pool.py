@@ -25,9 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-from . import messages
+from scorepub_sandbox import messages
+from scorepub_sandbox.messages import ErrorKind
+
 from .errors import NoWorkerAvailable, PoolClosed, ScriptFailed, WorkerCrashed
-from .messages import ErrorKind
 from .spawner import Spawner
 from .uids import UidClaim
 

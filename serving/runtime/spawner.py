@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import messages
+from scorepub_sandbox import launch, messages
 
 log = logging.getLogger("scorepub.runtime")
 START_TIMEOUT_S = 120
@@ -54,8 +54,10 @@ class ForkedProcess:
 
 
 class Spawner:
-    def __init__(self, env: dict, cwd: Path):
-        self.env, self.cwd = env, cwd
+    """One fork server, run by ``python`` (another environment's interpreter, or this one)."""
+
+    def __init__(self, env: dict, cwd: Path, python: str = sys.executable):
+        self.env, self.cwd, self.python = env, cwd, python
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
         self._lock = threading.Lock()  # one spawn at a time on the fork server's channel
         self._ids = itertools.count(1)
@@ -72,7 +74,7 @@ class Spawner:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._proc = self._executor.submit(
-                subprocess.Popen, [sys.executable, "-m", "serving.runtime.forkserver", str(theirs.fileno())],
+                subprocess.Popen, launch.command(self.python, "forkserver", theirs.fileno()),
                 pass_fds=(theirs.fileno(),), close_fds=True, start_new_session=True, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=self.cwd).result()
         finally:

@@ -1,7 +1,7 @@
 """The template process of one artifact: it loads everything once, then forks workers on demand.
 
 Forked by the fork server (``forkserver.py``, which has the imports below loaded already) and
-handed only its control socket; ``python -m serving.runtime.template FD`` starts one the same way.
+handed only its control socket; ``launch.command(python, "template", FD)`` starts one the same way.
 1. As the **zygote** (single-threaded, nothing imported yet) it enters new network and PID
    namespaces (and a user namespace when not root) and forks the template, PID 1 inside them.
 2. The **template** imports pandas, numpy and matplotlib (Agg), verifies the artifact, unpacks the
@@ -16,6 +16,7 @@ once), exit -> exited (kills, then waits for the worker to be reaped), and ready
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import resource
 import signal
@@ -30,7 +31,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import orjson  # noqa: E402
 
-from serving.runtime import messages, sandbox  # noqa: E402
+from . import messages, sandbox  # noqa: E402
 
 
 def describe_status(status: int) -> dict:
@@ -85,14 +86,12 @@ class Template:
 
     def prepare(self) -> None:
         """Everything trusted, before the sandbox: imports, artifact, bundle, classic behaviour."""
-        from serving.runtime import classic_plots
+        from . import classic_plots
 
         classic_plots.force_agg()  # also builds the font cache now, while it may write
-        import numpy  # noqa: F401
-        import pandas  # noqa: F401
-
-        from publisher import artifact, bundle
-        from serving.runtime import classic_paths, output, tracebacks, worker  # noqa: F401 - loaded before any fork
+        for name in ("numpy", "pandas", f"{__package__}.output", f"{__package__}.worker"):
+            importlib.import_module(name)  # loaded before any fork (the fork server has them already)
+        from . import artifact, bundle, classic_paths, tracebacks
 
         art = artifact.load(self.artifact_bytes, self.init["digest"])  # refuses a mismatch
         del self.artifact_bytes
@@ -102,12 +101,12 @@ class Template:
         if art.conversion is not None:
             import builtins
 
-            from publisher.python2 import DIV_NAME, IDIV_NAME, py2_div, py2_idiv
+            from .py2_runtime import DIV_NAME, IDIV_NAME, py2_div, py2_idiv
 
             setattr(builtins, DIV_NAME, py2_div)  # what converted Python 2 code calls for "/"
             setattr(builtins, IDIV_NAME, py2_idiv)  # and for "/="
         if document.get("compat", "classic") == "classic":
-            from serving.runtime import classic_compat
+            from . import classic_compat
 
             classic_compat.install()
         classic_paths.install()
@@ -149,7 +148,7 @@ class Template:
     # -- serving the pool ---------------------------------------------------------------------
 
     def load(self) -> None:
-        from serving.runtime.worker import load_script
+        from .worker import load_script
 
         os.chdir(self.template_dir)
         self.module, self.fn = load_script(self.score_py, int(self.init["n_ports"]))
@@ -232,7 +231,7 @@ class Template:
         mine.close()
 
     def run_worker(self, sock: socket.socket) -> int:
-        from serving.runtime.worker import Worker
+        from .worker import Worker
 
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         pid = os.getpid()
@@ -258,8 +257,8 @@ class Template:
     def rehearse(self) -> None:
         """Run the runtime's own path once on empty inputs, before any call: the pages it touches
         are copied (copy-on-write after the fork) now, not during the first caller's request."""
-        from serving.runtime import messages
-        from serving.runtime.output import translate
+        from . import messages
+        from .output import translate
 
         try:
             for table in self.rehearsal:
@@ -280,14 +279,27 @@ def _read_only(folder: Path) -> None:
 
 
 def _empty_inputs(schema_document: dict) -> list:
-    from publisher.coercion import coerce_values
-    from publisher.schema import parse_schema
-    from publisher.table import Table
+    """One row of plain values per declared port, read from the artifact's (already validated)
+    schema document: no schema library is needed in the sandbox."""
+    import numpy as np
 
-    schema = parse_schema(schema_document)
-    sample = {"string": "", "integer": 0, "double": 0.0, "boolean": False, "datetime": "2000-01-01T00:00:00"}
-    return [Table([coerce_values(c, [sample[c.type]], port) for c in spec.columns], 1)
-            for port, spec in schema.inputs.items()]
+    from .table import Column, Table
+
+    sample = {"string": ("", object), "integer": (0, np.int64), "double": (0.0, np.float64),
+              "boolean": (False, bool), "datetime": (946684800 * 10**9, np.int64)}  # 2000-01-01T00:00:00
+    tables = []
+    inputs = schema_document.get("inputs") or {}
+    for port in ("input1", "input2"):
+        if port not in inputs:
+            continue
+        columns = []
+        for c in inputs[port]["columns"]:
+            value, dtype = sample[c["type"]]
+            data = np.empty(1, dtype=dtype)
+            data[0] = value
+            columns.append(Column(c["name"], c["type"], data, nullable=bool(c.get("nullable", False))))
+        tables.append(Table(columns, 1))
+    return tables
 
 
 def _zygote(sock: socket.socket, init: dict) -> None:
@@ -325,8 +337,8 @@ def _zygote(sock: socket.socket, init: dict) -> None:
 
 
 def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
-    from serving.runtime.tracebacks import clean_traceback, one_line
-    from serving.runtime.worker import LOG_NAME, _capture, _read_log
+    from .tracebacks import clean_traceback, one_line
+    from .worker import LOG_NAME, _capture, _read_log
 
     t0 = time.perf_counter()
     template = Template(sock, init, init.pop("_artifact"))

@@ -148,7 +148,7 @@ def decode_table(desc, blobs: list):
     """Rebuild a table from a header entry; raise ProtocolError on anything inconsistent."""
     import numpy as np
 
-    from publisher.table import Column, Table
+    from .table import Column, Table
 
     try:
         n = desc["n_rows"]

@@ -10,10 +10,10 @@ import sysconfig
 import traceback
 from pathlib import Path
 
-from publisher.python2 import original_line
+from .py2_runtime import original_line
 
-_SCOREPUB = str(Path(__file__).resolve().parents[2])
-_OWN_CODE = tuple(os.path.join(_SCOREPUB, package) + os.sep for package in ("serving", "publisher"))
+_SCOREPUB = str(Path(__file__).resolve().parents[1])  # the folder scorepub is installed in
+_OWN_CODE = (str(Path(__file__).resolve().parent) + os.sep,)  # the sandbox package: all a worker runs of ours
 
 
 @dataclasses.dataclass
@@ -48,7 +48,7 @@ def from_artifact(art, roots: list) -> ScriptFiles:
     record = art.conversion
     converted = {}
     if record:
-        from publisher.python2 import decode, source_lines
+        from .py2_runtime import decode, source_lines
 
         for name, entry in record["files"].items():
             source = art.published_source(name)

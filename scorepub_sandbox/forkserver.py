@@ -2,11 +2,11 @@
 
 A template started with ``exec`` imports NumPy, pandas and matplotlib afresh: ~75 MiB of
 private memory in every service. The pool host instead starts one fork server
-(``python -m serving.runtime.forkserver FD``, clean environment, no settings, no artifacts),
+(``launch.command(python, "forkserver", FD)``: clean environment, no settings, no artifacts),
 which imports them once, freezes its heap out of the garbage collector's reach (``gc.freeze``:
 a collection in a child would otherwise write to, and so copy, every shared page), and then
-forks one child per template. The child becomes what ``python -m serving.runtime.template``
-was: a new session, stdin on /dev/null, the template's folder and environment, then the
+forks one child per template. The child becomes what a template started on its own
+(``launch.command(python, "template", FD)``) is: a new session, stdin on /dev/null, the template's folder and environment, then the
 zygote (``template.serve_socket``), which enters the namespaces and forks the template. The
 pages of the imports stay shared, copy-on-write, by every template and worker of the host.
 
@@ -24,25 +24,28 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # noqa: E402 - before NumPy: no BLAS threads
 
 import gc  # noqa: E402
+import importlib  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 
-from serving.runtime import messages, sandbox  # noqa: E402
-from serving.runtime.template import describe_status, reap_children  # noqa: E402
+import orjson  # noqa: E402
+
+from . import messages, sandbox  # noqa: E402
+from .template import describe_status, reap_children  # noqa: E402
 
 
 def preload() -> None:
     """What every template imports in ``Template.prepare``, loaded once here."""
-    from serving.runtime import classic_plots
+    from . import classic_plots
 
-    classic_plots.force_agg()  # and the font cache
-    import numpy  # noqa: F401
-    import pandas  # noqa: F401
-
-    from publisher import artifact, bundle, coercion, schema, table  # noqa: F401
-    from serving.runtime import classic_compat, classic_paths, output, template, tracebacks, worker  # noqa: F401
+    classic_plots.force_agg()  # and the font cache (where matplotlib is installed)
+    for name in ("numpy", "pandas"):
+        importlib.import_module(name)
+    for name in ("artifact", "bundle", "classic_compat", "classic_paths", "output", "py2_runtime", "table",
+                 "template", "tracebacks", "worker"):
+        importlib.import_module(f"{__package__}.{name}")
     gc.collect()
     gc.freeze()
 
@@ -51,7 +54,7 @@ def _child(fd: int, env: dict, cwd: str) -> int:
     """In the forked child: become a freshly started template process, then its zygote."""
     import tempfile
 
-    from serving.runtime import template
+    from . import template
 
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -115,6 +118,10 @@ def serve(sock: socket.socket) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--modules":  # what a fork server holds after its preload (for tests)
+        preload()
+        sys.stdout.write(orjson.dumps(sorted(sys.modules)).decode() + "\n")
+        return 0
     sock = socket.socket(fileno=int(argv[0]))
     sandbox.close_fds({sock.fileno()})
     sandbox.die_with_parent()

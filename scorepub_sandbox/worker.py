@@ -17,8 +17,8 @@ import time
 import types
 from pathlib import Path
 
-from serving.runtime.classic_plots import close_figures
-from serving.runtime.tracebacks import ScriptFiles, one_line, clean_traceback
+from .classic_plots import close_figures
+from .tracebacks import ScriptFiles, one_line, clean_traceback
 
 LOG_NAME = "output.log"
 MAX_PLOT_BYTES = 32 * 1024 * 1024
@@ -55,9 +55,9 @@ class Worker:
     # -- calls ------------------------------------------------------------------------
 
     def run_call(self, header: dict, blobs: list) -> tuple[dict, list]:
-        from serving.runtime import messages
-        from serving.runtime.messages import ErrorKind
-        from serving.runtime.output import ReturnValueError, translate
+        from . import messages
+        from .messages import ErrorKind
+        from .output import ReturnValueError, translate
 
         self.calls += 1
         started = time.perf_counter()
@@ -121,7 +121,7 @@ class Worker:
         return reply, out_blobs
 
     def serve(self) -> None:
-        from serving.runtime import messages
+        from . import messages
 
         while True:
             try:

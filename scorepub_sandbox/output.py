@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from publisher.table import Column, Table
+from .table import Column, Table
 
 
 class ReturnValueError(Exception):
@@ -93,8 +93,8 @@ def _column(name: str, s: pd.Series, notes: list) -> Column:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         if getattr(dtype, "tz", None) is not None:
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        try:
-            data = s.dt.as_unit("ns").to_numpy().view(np.int64)
+        try:  # pandas 2 has units other than ns (as_unit); pandas 1.5's datetime64 is always ns
+            data = (s.dt.as_unit("ns") if hasattr(s.dt, "as_unit") else s).to_numpy().view(np.int64)
         except pd.errors.OutOfBoundsDatetime:  # e.g. 9999-12-31 in a datetime64[us] column: ISO text as it is
             data = np.empty(len(s), dtype=object)
             data[:] = [_cell(v, []) for v in s.astype(object)]

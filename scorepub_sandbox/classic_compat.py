@@ -11,6 +11,8 @@ a shim only changes a call that would raise without it.
 * A few existing methods are wrapped (``functools.wraps``); the wrapper acts only on argument forms
   that modern pandas rejects (an extra positional argument, a removed keyword) and otherwise calls
   the original with the very same arguments.
+* The same holds on an older pandas or numpy (a version's own environment, e.g. pandas 1.5 with
+  numpy 1.26): what it still has (``DataFrame.append``, ``fillna(method=)``...) stays its own.
 * Old module paths (``pandas.tools.plotting``...) are served by a finder appended to the end of
   ``sys.meta_path``: it is asked only after every real finder has failed.
 * ``pickle.load``/``loads`` retry a Python 2 pickle with ``encoding='latin1'`` only after the
@@ -25,7 +27,7 @@ a shim only changes a call that would raise without it.
   import of ``matplotlib.axes`` and then removes itself (it finds nothing for any other name).
 
 Pure Python: no network, no files. This module imports only the standard library (and the
-standard-library-only publisher.classic_freq); ``install()``
+standard-library-only classic_freq); ``install()``
 imports pandas and numpy (already loaded by the template). ``CATALOGUE`` lists what it provides.
 """
 from __future__ import annotations
@@ -548,6 +550,16 @@ def _n_positional(fn) -> int:
                for p in inspect.signature(fn).parameters.values())
 
 
+def _still_removed(fn, removed: tuple) -> tuple:
+    """The keywords of ``removed`` that ``fn`` no longer takes: an older pandas (1.5 still has
+    fillna(method=), read_csv(squeeze=)...) keeps its own meaning for the rest, and its own
+    internal calls with them (ffill calls fillna(method='ffill')) must not come back here."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return removed
+    return tuple(k for k in removed if k not in params)
+
+
 def _legacy(old: tuple, removed: tuple = (), convert=None, method: bool = True):
     """Factory for a wrapper around an existing callable whose 0.18 signature took the parameters
     `old` positionally (now keyword-only) or accepted the now `removed` keywords. A call with no
@@ -557,11 +569,12 @@ def _legacy(old: tuple, removed: tuple = (), convert=None, method: bool = True):
     def factory(original):
         off = 1 if method else 0
         n = _n_positional(original) - off
+        gone = _still_removed(original, removed)
 
         @functools.wraps(original)
         def wrapper(*args, **kwargs):
             extra = len(args) - off - n
-            if extra <= 0 and not any(k in kwargs for k in removed):
+            if extra <= 0 and not any(k in kwargs for k in gone):
                 return original(*args, **kwargs)
             if extra > 0:
                 names = old[n:n + extra]
@@ -773,11 +786,11 @@ def _conform(arg, freq, how):
     return arg
 
 
-def _moment(dispatch: str, stat: str, arg, freq=None, how=None, stat_kw=None, **window_kw):
-    """pandas.stats.moments.ensure_compat: arg.<dispatch>(**window_kw).<stat>(**stat_kw)."""
+def _moment(dispatch: str, stat: str, arg, freq=None, how=None, stat_kw=None, stat_args=(), **window_kw):
+    """pandas.stats.moments.ensure_compat: arg.<dispatch>(**window_kw).<stat>(*stat_args, **stat_kw)."""
     obj = _conform(arg, freq, how)
     stat_kw = {k: v for k, v in (stat_kw or {}).items() if v is not None}
-    result = getattr(getattr(obj, dispatch)(**window_kw), stat)(**stat_kw)
+    result = getattr(getattr(obj, dispatch)(**window_kw), stat)(*stat_args, **stat_kw)
     return result.values if isinstance(arg, np.ndarray) else result
 
 
@@ -836,14 +849,14 @@ def expanding_count(arg, freq=None):
 @_shim("pd", "rolling_quantile", "x.rolling(window).quantile(q)")
 def rolling_quantile(arg, window, quantile, min_periods=None, freq=None, center=False):
     """0.18: "Moving quantile", 0 <= quantile <= 1."""
-    return _moment("rolling", "quantile", arg, freq, None, {"q": quantile}, window=window,
+    return _moment("rolling", "quantile", arg, freq, None, stat_args=(quantile,), window=window,  # q: pandas 2
                    min_periods=min_periods, center=center)
 
 
 @_shim("pd", "expanding_quantile", "x.expanding(min_periods).quantile(q)")
 def expanding_quantile(arg, quantile, min_periods=1, freq=None):
     """0.18: "Expanding quantile"."""
-    return _moment("expanding", "quantile", arg, freq, None, {"q": quantile}, min_periods=min_periods)
+    return _moment("expanding", "quantile", arg, freq, None, stat_args=(quantile,), min_periods=min_periods)
 
 
 @_shim("pd", "rolling_apply", "x.rolling(window).apply(func, raw=True)")
@@ -1015,7 +1028,7 @@ def value_counts(values, sort=True, ascending=False, normalize=False, bins=None,
 # anchored "Q-DEC", "A-JUN"...; multiples "15T", "2H"; combined "1H30T"). 0.18 upper-cased a code
 # (but 'MS', month start) after mapping the lower-case spellings 'min', 'ms', 'us', 'ns'.
 
-from publisher.classic_freq import modern_freq  # noqa: E402 - shared with the publisher's rewrite
+from .classic_freq import modern_freq  # noqa: E402 - shared with the publisher's rewrite
 
 
 def _bad_freq(exc: BaseException) -> bool:
@@ -1209,7 +1222,10 @@ for (_module, _name), (_where, _now) in _IO_NAMES.items():
 
 for _name, _new, _make in [
     ("float", "float", lambda: float), ("int", "int", lambda: int), ("object", "object", lambda: object),
-    ("str", "str", lambda: str),  # np.bool and np.long exist again in numpy 2: left alone
+    ("str", "str", lambda: str),
+    # numpy 2 has np.bool and np.long again (as np.bool_ and C long): left alone there; numpy
+    # 1.24 to 1.26 have neither, so they get 1.11's builtins
+    ("bool", "bool", lambda: bool), ("long", "int", lambda: int),
     ("unicode", "str", lambda: str), ("complex", "complex", lambda: complex),
     ("NaN", "np.nan", lambda: math.nan), ("NAN", "np.nan", lambda: math.nan),
     ("Inf", "np.inf", lambda: math.inf), ("Infinity", "np.inf", lambda: math.inf),

@@ -162,9 +162,9 @@ def drop_privileges(uid: int, gid: int) -> None:
 
 
 def check_python_readable(uid: int) -> None:
-    """The dropped uid must still read the standard library and site-packages (lazy imports)."""
-    for key in ("stdlib", "purelib", "platlib"):
-        path = sysconfig.get_paths().get(key)
+    """The dropped uid must still read the standard library, site-packages and this package
+    (lazy imports)."""
+    for path in [sysconfig.get_paths().get(key) for key in ("stdlib", "purelib", "platlib")] + [PACKAGE_DIR]:
         if path and not os.access(path, os.R_OK | os.X_OK):
             raise SandboxUnavailable(
                 f"uid {uid} cannot read the Python installation at {path}: install scorepub with a Python "
@@ -248,9 +248,15 @@ def landlock_restrict(read_only: list[str], read_write: list[str]) -> int:
     return abi
 
 
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))  # this package, wherever scorepub is installed
+
+
 def python_read_paths() -> list[str]:
-    """What a script may read: the interpreter, its libraries, shared libraries, time zones."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    """What a script may read: the interpreter (the one running, maybe a version's own
+    environment), its libraries, this package (a worker imports from it lazily), shared
+    libraries, time zones."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+             PACKAGE_DIR}
     paths.update(v for k, v in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib"))
     paths.update(site.getsitepackages())
     paths.update(["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/usr/share/zoneinfo",

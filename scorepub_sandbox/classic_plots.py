@@ -3,15 +3,26 @@
 Classic scripts ask for backends that cannot work here (``matplotlib.use('TkAgg')``: no
 tkinter, no display) and draw through pyplot's implicit state, which a warm worker would
 carry from one call to the next (the third call's PNG showing three lines).
+
+A version's Python environment need not have matplotlib: then there is nothing to set up.
 """
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 
 
+def available() -> bool:
+    """Whether this interpreter can import matplotlib (looked up, not imported)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def force_agg() -> None:
-    """Select Agg now, and keep it whatever backend a script asks for later."""
+    """Select Agg now, and keep it whatever backend a script asks for later (where matplotlib is
+    installed at all)."""
+    if not available():
+        return
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +45,7 @@ def force_agg() -> None:
 
 
 def close_figures() -> None:
-    """Close every pyplot figure (after each call), if the script drew any."""
+    """Close every pyplot figure (after each call), if the script imported pyplot at all."""
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
