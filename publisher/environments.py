@@ -339,6 +339,7 @@ class Environments:
 
     def _build(self, lock: bytes, path: Path, progress: Progress) -> Environment:
         start = time.monotonic()
+        self.check_readable_by_sandbox()
         _remove_tree(path)  # a build that crashed half-way
         timeout = self.settings.env_build_timeout_s
         packages = pinned(lock)
@@ -375,6 +376,19 @@ class Environments:
         _write_atomically(path / ENV_INFO, orjson.dumps(info, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         progress("done", f"built in {seconds:.1f} s, {size / 2**20:.0f} MB")
         return Environment(path.name, path)
+
+    def check_readable_by_sandbox(self) -> None:
+        """As root, scripts run under uids of their own, which must reach the environments folder:
+        refuse to build into one they cannot (say, under /root) rather than fail every call."""
+        if os.getuid() != 0 or self.settings.sandbox == "off":
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in [self.root, *self.root.parents]:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                raise PublishError(f"environment: other users cannot enter {folder} (mode {mode & 0o777:o}), so the "
+                                   f"sandbox cannot read SCOREPUB_ENV_DIR={self.root}; set it to a folder they can "
+                                   "read (e.g. /var/lib/scorepub/envs)", field="requirements.txt")
 
     # -- operations -------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ def score_cmd(ctx, name, file, number, details, as_json):
     if version.retired:
         raise PublishError(f"version {number} of {name} is retired")
     schema = parse_schema(orjson.loads(version.schema_json))
+    _ensure_environment(ctx, version.digest)
     runtime = Runtime(ctx.settings, ctx.store.get)
     request = CallRequest(file.read_bytes(), "csv" if file.suffix.lower() == ".csv" else "rows", "rows", details)
     try:
@@ -79,6 +80,23 @@ def score_cmd(ctx, name, file, number, details, as_json):
         for plot_name, data in result.plots:
             click.echo(f"plot: {plot_name} ({len(data)} bytes)")
         click.echo(f"timing: {result.timing}")
+
+
+def _ensure_environment(ctx, digest: str) -> None:
+    """A CLI call may wait for a build (a server never does): build the version's environment
+    here if this machine lacks it (pruned, or published on another replica)."""
+    from publisher import artifact
+    from publisher.cli import ProgressBar
+    from publisher.environments import Environments
+
+    lock = artifact.load(ctx.store.get(digest), digest).lock
+    envs = Environments(ctx.settings)
+    if lock is not None and envs.find(lock) is None:
+        bar = ProgressBar()
+        try:
+            envs.ensure(lock, progress=bar)
+        finally:
+            bar.close()
 
 
 @cli.group("admin")

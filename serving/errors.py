@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 from publisher.coercion import InputError
 from publisher.errors import ArtifactError
 
-from .runtime.errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, RuntimeUnavailable,
-                             ScriptFailed, WorkerCrashed)
+from .runtime.errors import (CallTimedOut, EnvironmentBuilding, EnvironmentUnavailable, MemoryExceeded,
+                             NoWorkerAvailable, OutputTooLarge, RuntimeUnavailable, ScriptFailed, WorkerCrashed)
 
 log = logging.getLogger("scorepub.http")
 
@@ -82,6 +82,9 @@ def from_runtime(exc: Exception, request_id: str = "-") -> ApiError:
         return ApiError(413, "MemoryQuotaViolation", str(exc), [detail("OutOfMemoryLimit", str(exc))])
     if isinstance(exc, RuntimeUnavailable):
         return ApiError(503, "ServiceUnavailable", str(exc), [detail("RuntimeUnavailable", str(exc))])
+    for kind in (EnvironmentBuilding, EnvironmentUnavailable):
+        if isinstance(exc, kind):
+            return ApiError(503, "ServiceUnavailable", str(exc), [detail(kind.__name__, str(exc))])
     if isinstance(exc, NoWorkerAvailable):
         return ApiError(503, "ServiceUnavailable", str(exc), [detail("WorkersBusy", str(exc))])
     if isinstance(exc, WorkerCrashed):

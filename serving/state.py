@@ -90,12 +90,19 @@ class AppState:
             report["ready"] = False
             report["runtime"] = {"ok": False, "error": str(exc)}
             return report
+        environments: dict[str, dict] = {}
         for service, version in live:
             status = {"version": version.version, **pools[version.digest]}
             report["services"][service.name] = status
             # a pool stopped for being unused starts on the next call; a script that fails to load
-            # is reported, but does not take the other services down
+            # is reported, but does not take the other services down; a version whose environment
+            # this replica is still building (or failed to build) cannot serve yet
             report["ready"] &= bool(status.get("ready") or status.get("load_error") or status.get("stopped_idle"))
+            if "environment" in status:
+                environments[status["environment"]["id"]] = status["environment"]
+        report["environments"] = {
+            "building": sorted(i for i, e in environments.items() if e["state"] == "building"),
+            "failed": {i: e["error"] for i, e in environments.items() if e["state"] == "failed"}}
         return report
 
     def close(self) -> None:

@@ -37,6 +37,23 @@ def pytest_sessionfinish(session, exitstatus):
 
     for home in HOMES:
         shutil.rmtree(default_run_dir(home.absolute()), ignore_errors=True)
+    if _ENV_DIR:
+        shutil.rmtree(_ENV_DIR[0], ignore_errors=True)
+
+
+_ENV_DIR: list[Path] = []
+
+
+def sandbox_env_dir() -> Path:
+    """An environments folder the sandbox's uids can read (pytest's own tmp folders are 0700),
+    shared by this test process's servers: each lock is built once per run."""
+    import tempfile
+
+    if not _ENV_DIR:
+        path = Path(tempfile.mkdtemp(prefix="scorepub-test-envs-"))
+        path.chmod(0o755)
+        _ENV_DIR.append(path)
+    return _ENV_DIR[0]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from publisher.publish import build_environment, publish
 from publisher.registry import Registry
 from publisher.settings import Settings
 
-from conftest import HOMES, cli, cli_env
+from conftest import HOMES, cli, cli_env, sandbox_env_dir
 
 SCORE = b"def azureml_main(df1=None, df2=None):\n    return df1\n"
 SAMPLE = {"input1": [{"x": 1}]}
@@ -47,8 +47,16 @@ def shared_home(tmp_path_factory):
     return home
 
 
+def env_dir_of(home) -> str:
+    """Each home's environments, in a folder the sandbox's uids can read (tmp_path is private)."""
+    import hashlib
+
+    return str(sandbox_env_dir() / hashlib.sha1(str(home).encode()).hexdigest()[:12])
+
+
 def settings_for(home, **env):
-    return Settings.from_env({"SCOREPUB_HOME": str(home), **{f"SCOREPUB_{k.upper()}": str(v) for k, v in env.items()}})
+    return Settings.from_env({"SCOREPUB_HOME": str(home), "SCOREPUB_ENV_DIR": env_dir_of(home),
+                              **{f"SCOREPUB_{k.upper()}": str(v) for k, v in env.items()}})
 
 
 def publish_folder(folder, name, settings, **kw):
@@ -217,6 +225,18 @@ def test_an_environment_that_does_not_import_is_refused_and_leaves_nothing(share
     nothing_left(settings, "abi")
 
 
+def test_a_private_environments_folder_is_refused_as_root(tmp_path):
+    import os
+
+    if os.getuid() != 0:
+        pytest.skip("only root drops to sandbox uids (as a user, the sandbox runs under the same uid)")
+    settings = Settings.from_env({"SCOREPUB_HOME": str(tmp_path / "home")})  # under pytest's 0700 tmp
+    HOMES.add(tmp_path / "home")
+    with pytest.raises(PublishError, match="other users cannot enter .* so the sandbox cannot read SCOREPUB_ENV_DIR"):
+        publish_folder(folder_with(tmp_path, requirements=TABULATE), "private", settings)
+    nothing_left(settings, "private")
+
+
 def test_a_build_timeout_is_refused(tmp_path):
     settings = settings_for(tmp_path / "home", env_build_timeout_s=1)
     HOMES.add(tmp_path / "home")
@@ -261,7 +281,7 @@ def test_envs_list_and_prune(shared_home, tmp_path):
     settings = settings_for(shared_home)
     keep = publish_folder(folder_with(tmp_path, "keep", TABULATE), "prune-keep", settings)
     gone = publish_folder(folder_with(tmp_path, "gone", "tabulate==0.8.9\n"), "prune-gone", settings)
-    env = cli_env(shared_home)
+    env = cli_env(shared_home, SCOREPUB_ENV_DIR=env_dir_of(shared_home))
     listed = orjson.loads(cli("envs", "list", "--json", env=env).stdout)
     by_id = {row["id"]: row for row in listed}
     assert "prune-gone v1" in by_id[gone.environment["id"]]["users"]
@@ -278,7 +298,7 @@ def test_versions_and_diff_show_the_environment(shared_home, tmp_path):
     settings = settings_for(shared_home)
     publish_folder(folder_with(tmp_path, "v1"), "shown", settings)
     publish_folder(folder_with(tmp_path, "v2", TABULATE), "shown", settings, promote=True)
-    env = cli_env(shared_home)
+    env = cli_env(shared_home, SCOREPUB_ENV_DIR=env_dir_of(shared_home))
     rows = orjson.loads(cli("versions", "shown", "--json", env=env).stdout)
     assert rows[0]["environment"]["id"] == "default" and rows[1]["environment"]["packages"]["tabulate"] == "0.9.0"
     human = cli("versions", "shown", env=env).stdout
@@ -291,7 +311,7 @@ def test_versions_and_diff_show_the_environment(shared_home, tmp_path):
 
 
 def test_publish_shows_progress_and_json_stays_quiet(shared_home, tmp_path):
-    env = cli_env(shared_home)
+    env = cli_env(shared_home, SCOREPUB_ENV_DIR=env_dir_of(shared_home))
     folder = folder_with(tmp_path, requirements="tabulate==0.8.8\n")
     shown = cli("publish", str(folder), "--name", "progress", "--no-smoke", env=env)
     assert "environment [" in shown.stderr and "resolving 1 requirement(s)" in shown.stderr

@@ -25,8 +25,9 @@ from scorepub_sandbox import artifact, launch, messages
 from scorepub_sandbox.messages import ErrorKind
 from scorepub_sandbox.table import Table
 
-from .errors import (CallTimedOut, MemoryExceeded, NoWorkerAvailable, OutputTooLarge, PoolClosed, ScriptFailed,
-                     WorkerCrashed)
+from .environments import RuntimeEnvironments
+from .errors import (CallTimedOut, EnvironmentBuilding, EnvironmentUnavailable, MemoryExceeded, NoWorkerAvailable,
+                     OutputTooLarge, PoolClosed, ScriptFailed, WorkerCrashed)
 from .pool import Pool, WorkerProcess, remove_pool_dir, worker_env
 from .spawner import Spawner
 from .uids import UidAllocator
@@ -154,14 +155,16 @@ class Runtime(Calls):
     """The pools of this process, keyed by artifact digest, made on first use and shared by its
     threads. Pools idle for ``pool_idle_s`` are closed, and so return their memory.
 
-    ``python_for(artifact)`` names the interpreter a version's sandbox runs under (default: this
-    one); each interpreter gets one fork server (:meth:`spawner_for`), shared by its pools."""
+    A version runs under the interpreter of its environment (``environments.py``: this one for
+    the default environment), or of ``python_for(artifact)`` when given; each interpreter gets one
+    fork server (:meth:`spawner_for`), shared by its pools."""
 
     def __init__(self, settings, fetch_artifact: Callable[[str], bytes],
                  python_for: Callable[[artifact.Artifact], str] | None = None):
         self.settings = settings
         self.fetch_artifact = fetch_artifact
-        self.python_for = python_for or (lambda art: sys.executable)
+        self.python_for = python_for
+        self.environments = RuntimeEnvironments(settings)
         self.pools: dict[str, Pool] = {}
         self.stopped_idle: set[str] = set()  # pools closed for being unused (they start again on use)
         self.lock = threading.Lock()
@@ -182,7 +185,9 @@ class Runtime(Calls):
                 spawner = self.spawners[python] = Spawner(worker_env(home), home, python)
             return spawner
 
-    def pool(self, digest: str, schema: ServiceSchema | None = None) -> Pool:
+    def pool(self, digest: str, schema: ServiceSchema | None = None, warm: bool = False) -> Pool:
+        """The version's pool, made on first use. Raises EnvironmentBuilding while this replica
+        builds its environment (with ``warm``, the pool is warmed once the build is over)."""
         pool = self.pools.get(digest)
         if pool is not None:
             return pool
@@ -191,7 +196,11 @@ class Runtime(Calls):
         art = artifact.load(data, digest)  # refuse a damaged artifact before any worker starts
         if schema is None:
             schema = parse_schema(art.schema_document, source=f"schema of {digest[:12]}")
-        spawner = self.spawner_for(self.python_for(art))
+        if self.python_for is not None:
+            python = self.python_for(art)
+        else:
+            python = self.environments.python(digest, art, (lambda: self.warm(digest, schema)) if warm else None)
+        spawner = self.spawner_for(python)
         with self.lock:
             pool = self.pools.get(digest)
             if pool is None:
@@ -232,7 +241,11 @@ class Runtime(Calls):
                      lambda cpu_s=None, kill=False: pool.give_back(worker, cpu_s, kill), crashed)
 
     def warm(self, digest: str, schema: ServiceSchema | None = None) -> None:
-        self.pool(digest, schema).warm()
+        """Start the version's pool in the background (after its environment, if being built)."""
+        try:
+            self.pool(digest, schema, warm=True).warm()
+        except (EnvironmentBuilding, EnvironmentUnavailable):
+            pass  # status() reports it; the pool starts when the build is over
 
     def status(self, digests) -> dict:
         """The state of the pools of ``digests``; starts nothing. A pool not running is
@@ -240,8 +253,13 @@ class Runtime(Calls):
         out = {}
         for digest in digests:
             pool = self.pools.get(digest)
-            out[digest] = (pool.status() if pool is not None
-                           else {"running": False, "stopped_idle": digest in self.stopped_idle})
+            if pool is not None:
+                out[digest] = pool.status()
+                continue
+            out[digest] = {"running": False, "stopped_idle": digest in self.stopped_idle}
+            environment = self.environments.status(digest)
+            if environment is not None:
+                out[digest]["environment"] = environment
         return out
 
     def retire(self, digest: str, idle_s: float) -> None:
@@ -265,6 +283,7 @@ class Runtime(Calls):
 
     def close(self) -> None:
         self.stopped.set()
+        self.environments.close()
         with self.lock:
             pools, self.pools = list(self.pools.values()), {}
         for pool in pools:

@@ -43,8 +43,17 @@ class RuntimeUnavailable(RuntimeFailure):
     """This replica's pool host is not answering (it is being restarted)."""
 
 
+class EnvironmentBuilding(RuntimeFailure):
+    """The version's environment is being built on this replica (from its lock); try again shortly."""
+
+
+class EnvironmentUnavailable(RuntimeFailure):
+    """Building the version's environment on this replica failed (it is tried again later)."""
+
+
 _WIRE = {cls.__name__: cls for cls in (ScriptFailed, CallTimedOut, MemoryExceeded, WorkerCrashed, OutputTooLarge,
-                                       NoWorkerAvailable, PoolClosed, RuntimeUnavailable)}
+                                       NoWorkerAvailable, PoolClosed, RuntimeUnavailable, EnvironmentBuilding,
+                                       EnvironmentUnavailable)}
 
 
 def failure_to_wire(exc: RuntimeFailure) -> dict:
