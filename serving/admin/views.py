@@ -12,6 +12,7 @@ import orjson
 from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from publisher.diff import diff_versions
+from publisher.environments import version_environment
 from publisher.errors import Conflict, NotFound, PublishError
 from publisher.packages import installed_versions
 from publisher.registry import now
@@ -62,7 +63,27 @@ def service(name: str):
     svc = _service(name)
     versions = list(reversed(st.registry.versions(svc.name)))
     audit = list(reversed(st.registry.audit(svc.name)))[:50]
-    return render_template("service.html", svc=svc, versions=versions, audit=audit)
+    environments: dict = {}  # per digest: a version published twice is read once
+    for v in versions:
+        if v.digest not in environments:
+            environments[v.digest] = _environment(st.store, v.digest)
+    return render_template("service.html", svc=svc, versions=versions, audit=audit, environments=environments)
+
+
+SHOWN_PACKAGES = ("pandas", "numpy", "scikit-learn")  # the compact line; the rest under <details>
+
+
+def _environment(store, digest: str) -> dict | None:
+    """What a version runs on, for the versions table (None: its artifact cannot be read)."""
+    try:
+        env = version_environment(store, digest)
+    except Exception:  # noqa: BLE001 - one unreadable artifact must not take the page down
+        log.exception("the environment of %s could not be read", digest)
+        return None
+    packages = sorted(env["packages"].items())
+    return {"id": env["id"], "short": "default" if env["id"] == "default" else env["id"][:12],
+            "python": env["python"], "packages": packages,
+            "shown": [(n, env["packages"][n]) for n in SHOWN_PACKAGES if n in env["packages"]]}
 
 
 ACTIONS = {"promote": "make version {v} live", "retire": "retire version {v} for good (it will answer 410)",
