@@ -126,7 +126,8 @@ def test_the_streamed_publish_sends_each_step_before_the_result(envs_app, sessio
 
 def test_the_plain_form_post_builds_the_environment_of_a_requirements_txt(envs_app, session):
     client, token = session
-    files = {"score_py": ("score.py", SCORE), "sample": ("sample.json", SAMPLE)}
+    schema = b'{"inputs": {"input1": {"columns": [{"name": "x", "type": "integer"}]}}}'
+    files = {"score_py": ("score.py", SCORE), "schema": ("schema.json", schema)}  # no sample: no smoke call
     first = client.post("/admin/publish", data=form(token, "plain", files))  # the default environment
     assert first.status_code == 200 and "<strong>default</strong>" in first.get_data(as_text=True)
     started = time.monotonic()
@@ -157,8 +158,7 @@ def test_the_plain_form_post_builds_the_environment_of_a_requirements_txt(envs_a
     # the same requirements again, for another service: the environment is there, no build
     started = time.monotonic()
     again = client.post("/admin/publish", data=form(token, "plain-again", {
-        "score_py": ("score.py", SCORE), "schema": ("schema.json", b'{"inputs": {"input1": {"columns": [{"name": "x", "type": "integer"}]}}}'),
-        "requirements": ("requirements.txt", b"tabulate==0.9.0\n")}))
+        **files, "requirements": ("requirements.txt", b"tabulate==0.9.0\n")}))
     assert again.status_code == 200 and "already built" in again.get_data(as_text=True)
     assert env_id[:12] in again.get_data(as_text=True) and time.monotonic() - started < 10
 
