@@ -7,4 +7,6 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from . import auth, views  # noqa: E402,F401 - registers the routes
+from . import auth, views  # noqa: E402 - registers the routes
+
+__all__ = ["bp", "auth", "views"]

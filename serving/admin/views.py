@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import pprint
 import textwrap
 
@@ -11,10 +12,9 @@ import orjson
 from flask import Response, abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from publisher.diff import diff_versions
+from publisher.environments import version_environment
 from publisher.errors import Conflict, NotFound, PublishError
-from publisher.experiment import experiment_from_files
 from publisher.packages import installed_versions
-from publisher.publish import publish_experiment
 from publisher.registry import now
 
 from .. import codecs, openapi
@@ -22,12 +22,10 @@ from ..errors import ApiError
 from ..calls import CallRequest
 from ..scoring import call as score_call, state
 from ..smoke import smoke_call
-from . import bp
+from . import bp, publishing
 from .auth import login_required
 
-UPLOADS = {"score_py": "score.py", "bundle": "bundle.zip", "schema": "schema.json", "sample": "sample.json",
-           "requirements": "requirements.txt"}
-FORM_FIELD = {filename: field for field, filename in UPLOADS.items()}  # PublishError.field -> form field
+log = logging.getLogger("scorepub.admin")
 
 
 def _service(name: str):
@@ -65,7 +63,27 @@ def service(name: str):
     svc = _service(name)
     versions = list(reversed(st.registry.versions(svc.name)))
     audit = list(reversed(st.registry.audit(svc.name)))[:50]
-    return render_template("service.html", svc=svc, versions=versions, audit=audit)
+    environments: dict = {}  # per digest: a version published twice is read once
+    for v in versions:
+        if v.digest not in environments:
+            environments[v.digest] = _environment(st.store, v.digest)
+    return render_template("service.html", svc=svc, versions=versions, audit=audit, environments=environments)
+
+
+SHOWN_PACKAGES = ("pandas", "numpy", "scikit-learn")  # the compact line; the rest under <details>
+
+
+def _environment(store, digest: str) -> dict | None:
+    """What a version runs on, for the versions table (None: its artifact cannot be read)."""
+    try:
+        env = version_environment(store, digest)
+    except Exception:  # noqa: BLE001 - one unreadable artifact must not take the page down
+        log.exception("the environment of %s could not be read", digest)
+        return None
+    packages = sorted(env["packages"].items())
+    return {"id": env["id"], "short": "default" if env["id"] == "default" else env["id"][:12],
+            "python": env["python"], "packages": packages,
+            "shown": [(n, env["packages"][n]) for n in SHOWN_PACKAGES if n in env["packages"]]}
 
 
 ACTIONS = {"promote": "make version {v} live", "retire": "retire version {v} for good (it will answer 410)",
@@ -128,33 +146,69 @@ def diff(name: str):
 @bp.route("/publish", methods=["GET", "POST"])
 @login_required
 def publish():
+    """The upload form. Posted plainly, it answers the result page; asked for
+    ``application/x-ndjson`` (the page's script), it streams the progress (publishing.py)."""
     st = state()
     names = [s.name for s in st.registry.services()]
     form = {"name": request.values.get("name", ""), "message": request.form.get("message", ""),
             "promote": bool(request.form.get("promote"))}
     if request.method == "GET":
         return render_template("publish.html", names=names, form=form, errors={})
-    files = {}
-    for field, filename in UPLOADS.items():
-        upload = request.files.get(field)
-        if upload and upload.filename:
-            files[filename] = upload.read()
-    errors = {}
+    streamed = request.accept_mimetypes.best_match(["text/html", publishing.NDJSON]) == publishing.NDJSON
+    files, errors = _uploaded_files()
     if not form["name"]:
         errors["name"] = "A service name is required."
     if "score.py" not in files:
         errors["score_py"] = "score.py is required."
-    if not errors:
+    if errors:
+        if streamed:
+            return publishing.single({"event": "invalid", "errors": errors}, 400)
+        return render_template("publish.html", names=names, form=form, errors=errors), 400
+    job = publishing.PublishJob(files, form["name"], form["message"], form["promote"], g.user, st.settings,
+                                st.registry, st.store, smoke_call(st.settings))
+    if streamed:
+        request_id = g.request_id
+
+        def published(outcome) -> dict:
+            data = outcome.as_dict()
+            return {"event": "published", "service": data["service"], "version": data["version"],
+                    "digest": data["digest"], "created": data["created"], "live": data["live"],
+                    "environment": data["environment"], "seconds": job.seconds,
+                    "url": url_for("admin.service", name=data["service"]), "html": _published_page(job, data)}
+
+        def invalid(exc) -> dict:
+            return {"event": "invalid", "errors": {_field_of(exc, files): str(exc)}}
+
+        def crashed() -> dict:
+            return {"event": "error", "message": f"Something went wrong (request id {request_id})."}
+
+        return publishing.stream(job, published=published, invalid=invalid, crashed=crashed)
+    try:
+        outcome = job.run()
+    except PublishError as exc:
+        errors[_field_of(exc, files)] = str(exc)
+        return render_template("publish.html", names=names, form=form, errors=errors), 400
+    return _no_store(_published_page(job, outcome.as_dict()))
+
+
+def _uploaded_files() -> tuple[dict, dict]:
+    """The form's files as the experiment's file names, and the errors of a misnamed lock."""
+    files, errors = {}, {}
+    for field, filename in publishing.UPLOADS.items():
+        upload = request.files.get(field)
+        if upload and upload.filename:
+            files[filename] = upload.read()
+    upload = request.files.get(publishing.LOCK_FIELD)
+    if upload and upload.filename:
         try:
-            experiment = experiment_from_files(files, st.settings)
-            outcome = publish_experiment(experiment, form["name"], settings=st.settings, registry=st.registry,
-                                         store=st.store, message=form["message"], promote=form["promote"],
-                                         published_by=g.user, smoke=smoke_call(st.settings))
+            files[publishing.lock_name(upload.filename)] = upload.read()
         except PublishError as exc:
-            errors[_field_of(exc)] = str(exc)
-        else:
-            return _no_store(render_template("published.html", outcome=outcome.as_dict()))
-    return render_template("publish.html", names=names, form=form, errors=errors), 400
+            errors[publishing.LOCK_FIELD] = str(exc)
+    return files, errors
+
+
+def _published_page(job, outcome: dict) -> str:
+    return render_template("published.html", outcome=outcome, seconds=job.seconds, log=job.log)
 
 
 def _no_store(html: str) -> Response:
@@ -164,9 +218,9 @@ def _no_store(html: str) -> Response:
     return response
 
 
-def _field_of(exc: PublishError) -> str:
-    """Which form field an error belongs next to: the file it names, else the service name."""
-    return FORM_FIELD.get(exc.field, "name")
+def _field_of(exc: PublishError, files=()) -> str:
+    """Which form field an error belongs next to (publishing.field_of)."""
+    return publishing.field_of(exc, files)
 
 
 def _version_or_live(svc, number: int | None):
