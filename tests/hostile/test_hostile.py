@@ -5,7 +5,9 @@ it. The module's fixture publishes them all and waits until every one is warm, s
 start side by side rather than one per test. The test asserts the call ends with a clear,
 documented error or with proof that the breach failed, and that the same server then answers a
 normal call.
-Run as root (uids dropped) and as a non-root user (user namespaces) by .ci/run.
+Run as root (uids dropped) and as a non-root user (user namespaces) by .ci/run, and twice in
+each: with every service in the default environment, and with every service in an environment
+of its own (built from a requirements.txt, run under that environment's interpreter).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import EXAMPLES, POLL_TIMEOUT, Server, cli_env, error_of, wait_until
+from conftest import EXAMPLES, POLL_TIMEOUT, Server, cli_env, error_of, sandbox_env_dir, wait_until
 
 NO_INPUT = {"inputs": {}}
 ONE_ROW = {"inputs": {"input1": {"columns": [{"name": "n", "type": "integer"}]}}}
@@ -35,12 +37,17 @@ def service(name: str, script, schema=NO_INPUT) -> str:
     return name
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
+OWN_ENVIRONMENT = "tabulate==0.9.0\n"  # not in the default set: each service gets a built environment
+
+
+@pytest.fixture(scope="module", params=["default-environment", "own-environment"])
+def hostile(request, tmp_path_factory):
     home = tmp_path_factory.mktemp("hostile-home")
     os.chmod(home, 0o755)
-    env = cli_env(home, SCOREPUB_SANDBOX="strict", SCOREPUB_WEB_WORKERS="1", SCOREPUB_POOL_SIZE="1")
+    env = cli_env(home, SCOREPUB_SANDBOX="strict", SCOREPUB_WEB_WORKERS="1", SCOREPUB_POOL_SIZE="1",
+                  SCOREPUB_ENV_DIR=str(sandbox_env_dir() / "hostile"))
     srv = Server(home, env)
+    srv.requirements = OWN_ENVIRONMENT if request.param == "own-environment" else None
     srv.publish(EXAMPLES / "hello-bundle", "healthy")
     srv.experiments = tmp_path_factory.mktemp("hostile-experiments")
     srv.start()
@@ -58,6 +65,8 @@ def publish(srv, name: str, script: str, schema=NO_INPUT) -> None:
     folder.mkdir()
     folder.joinpath("score.py").write_text(script)
     folder.joinpath("schema.json").write_bytes(orjson.dumps(schema))
+    if srv.requirements is not None:
+        folder.joinpath("requirements.txt").write_text(srv.requirements)
     srv.publish(folder, name)  # in this process, as `scorepub publish` does; the server notices
 
 
@@ -135,6 +144,30 @@ def test_write_outside_the_call_folder(hostile):
     assert "PermissionError" in script_error(call(hostile, WRITE_OUTSIDE))
     assert not WRITE_MARKER.exists()
     assert "PermissionError" in script_error(call(hostile, WRITE_HOME)) and not (hostile.home / "x.txt").exists()
+    still_serving(hostile)
+
+
+WHERE = service("where", breach("import sys\nreturn pd.DataFrame({'prefix': [sys.prefix]}),"))
+WRITE_ENVIRONMENT = service("write-environment", breach(
+    "import sys, sysconfig\n"
+    "for folder in (sys.prefix, sysconfig.get_paths()['purelib']):\n"
+    "    try:\n"
+    "        open(os.path.join(folder, 'pwned.py'), 'w').write('x')\n"
+    "    except PermissionError:\n"
+    "        pass\n"
+    "    else:\n"
+    "        raise AssertionError('wrote into ' + folder)\n"
+    "return pd.DataFrame({'refused': [True]}),"))
+
+
+def test_the_script_runs_in_its_environment_and_cannot_change_it(hostile):
+    r = call(hostile, WHERE)
+    assert r.status_code == 200, r.text
+    prefix = r.json()["output1"][0]["prefix"]
+    assert prefix.startswith(str(hostile.settings.env_dir)) == (hostile.requirements is not None), prefix
+    r = call(hostile, WRITE_ENVIRONMENT)
+    assert r.status_code == 200 and r.json()["output1"][0]["refused"] is True, r.text
+    assert not list(Path(prefix).rglob("pwned.py"))
     still_serving(hostile)
 
 
