@@ -26,6 +26,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_ROOT_USER_ACTION=ignore \
     SCOREPUB_HOME=/var/lib/scorepub \
     SCOREPUB_ARTIFACT_DIR=/artifacts \
+    SCOREPUB_ENV_DIR=/envs \
     SCOREPUB_HOST=0.0.0.0 \
     SCOREPUB_PORT=8080
 
@@ -41,7 +42,8 @@ COPY scorepub_sandbox /tmp/scorepub-src/scorepub_sandbox
 COPY templates /tmp/scorepub-src/templates
 RUN pip install "/tmp/scorepub-src[classic,postgres]" \
  && rm -rf /tmp/scorepub-src \
- && mkdir -p "$SCOREPUB_HOME" "$SCOREPUB_ARTIFACT_DIR"
+ && mkdir -p "$SCOREPUB_HOME" "$SCOREPUB_ARTIFACT_DIR" "$SCOREPUB_ENV_DIR" \
+ && chmod 755 "$SCOREPUB_ENV_DIR"  # the sandbox's uids read environments from here
 
 # the examples, for `docker compose run --rm serving scorepub publish examples/... --name ...`
 WORKDIR /opt/scorepub

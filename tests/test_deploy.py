@@ -30,6 +30,7 @@ def test_compose_runs_scalable_replicas_on_a_shared_registry_and_artifact_volume
     assert env["SCOREPUB_ARTIFACT_DIR"] == "/artifacts"
     assert any(str(v).startswith("artifacts:/artifacts") for v in serving["volumes"])
     assert "artifacts" in compose["volumes"]
+    assert env["SCOREPUB_ENV_DIR"] == "/envs" and "envs:/envs" in serving["volumes"] and "envs" in compose["volumes"]
     assert "/readyz" in " ".join(serving["healthcheck"]["test"])
     assert "SYS_ADMIN" in serving["cap_add"]
     assert services["nginx"]["ports"]

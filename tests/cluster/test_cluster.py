@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from conftest import (EXAMPLES, POLL_TIMEOUT, ROOT, START_TIMEOUT_S, SWITCH_TIMEOUT_S, Home, Server, _die_with_pytest,
-                      _postgres_database, cli_env, free_port, wait_until)
+                      _postgres_database, cli_env, error_of, free_port, sandbox_env_dir, wait_until)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REPORT = ROOT / "test-output" / "cluster.txt"
@@ -103,9 +103,12 @@ def cluster(tmp_path_factory):
     url = next(database)
     shared = {"SCOREPUB_DATABASE_URL": url, "SCOREPUB_ARTIFACT_DIR": str(root / "artifacts"),
               "SCOREPUB_SECRET_KEY": "cluster-test-secret", "SCOREPUB_WEB_WORKERS": "2", "SCOREPUB_POOL_SIZE": "1"}
-    publisher = Home(root / "cli", cli_env(root / "cli", **shared))  # publishes and promotes, as the CLI would
+    # each its own environments folder (no shared volume): a replica builds a version's from its lock
+    publisher = Home(root / "cli", cli_env(root / "cli", **shared, SCOREPUB_ENV_DIR=str(sandbox_env_dir() / "cluster-cli")))
     published = publisher.publish(EXAMPLES / "hello-bundle", "cluster-svc")
-    replicas = [Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared)) for i in range(2)]
+    replicas = [Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared,
+                                                      SCOREPUB_ENV_DIR=str(sandbox_env_dir() / f"cluster-replica-{i}")))
+                for i in range(2)]
     try:
         for srv in replicas:
             srv.launch()  # both start at once
@@ -209,3 +212,39 @@ def test_killing_a_replica_loses_no_request_and_it_rejoins(cluster):
     with Load(cluster["front"], key, threads=2) as load:
         time.sleep(2)
     assert load.failures() == []
+
+
+ENV_SCRIPT = """
+import sys
+import pandas as pd
+import tabulate
+
+def azureml_main():
+    return pd.DataFrame({"tabulate": [tabulate.__version__], "prefix": [sys.prefix]})
+"""
+
+
+def test_a_service_with_its_own_requirements_is_served_by_both_replicas(cluster, tmp_path):
+    folder = tmp_path / "env-svc"
+    folder.mkdir()
+    folder.joinpath("score.py").write_text(ENV_SCRIPT)
+    folder.joinpath("schema.json").write_text('{"inputs": {}}')
+    folder.joinpath("requirements.txt").write_text("tabulate==0.9.0\n")
+    out = cluster["publisher"].publish(folder, "cluster-env")
+    env_id = out["environment"]["id"]
+    key = out["keys"]["primary"]
+    started = time.monotonic()
+    for i, srv in enumerate(cluster["replicas"]):
+        def served():
+            r = srv.score("cluster-env", {}, key=key, timeout=POLL_TIMEOUT)
+            if r.status_code == 503:  # this replica is building the environment from the lock
+                error_of(r, 503, "ServiceUnavailable", "EnvironmentBuilding")
+                return False
+            assert r.status_code == 200, r.text
+            return r.json()["output1"][0]
+
+        row = wait_until(served, 300, f"replica {i} serving cluster-env", interval=0.25)
+        assert row["tabulate"] == "0.9.0"
+        assert row["prefix"] == str(sandbox_env_dir() / f"cluster-replica-{i}" / env_id), row
+    report(f"own environment: both replicas built it from the lock and served it within "
+           f"{time.monotonic() - started:.1f} s of the publish")
