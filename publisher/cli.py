@@ -100,6 +100,8 @@ class ProgressBar:
 
 
 def _env_line(env: dict) -> str:
+    if env["id"] is None:
+        return f"unknown ({env['error']})"
     shown = ("scikit-learn", "pandas", "numpy")
     named = ", ".join(f"{n} {env['packages'][n]}" for n in shown if n in env["packages"])
     more = len(env["packages"]) - sum(n in env["packages"] for n in shown)
@@ -322,7 +324,11 @@ def register_environment_commands(cli: click.Group) -> None:
         from .environments import Environments, environment_users
 
         envs = Environments(ctx.settings)
-        keep = set(environment_users(ctx.registry, ctx.store))
+        users = environment_users(ctx.registry, ctx.store)
+        if None in users:  # an artifact that cannot be read now may name any environment: keep them all
+            raise PublishError(f"cannot tell which environment {users[None][0]} uses (its artifact is unreadable); "
+                               "nothing removed")
+        keep = set(users)
         before = {i["id"]: i["size_bytes"] for i in envs.listing()}
         removed = envs.prune(keep, min_age_s)
         freed = sum(before.get(r, 0) for r in removed)

@@ -487,7 +487,10 @@ def version_environment(store, digest: str) -> dict:
     from . import artifact
     from .packages import installed_versions
 
-    art = artifact.load(store.get(digest), digest)
+    try:
+        art = artifact.load(store.get(digest), digest)
+    except PublishError as exc:  # the artifact is missing or damaged: say so, list the rest
+        return {"id": None, "python": None, "packages": {}, "error": str(exc)}
     python = art.manifest.get("environment", {}).get("python") or platform.python_version()
     if art.lock is None:
         return {"id": "default", "python": python,

@@ -319,3 +319,16 @@ def test_publish_shows_progress_and_json_stays_quiet(shared_home, tmp_path):
     assert "packages," in shown.stdout and "MB, built in" in shown.stdout
     quiet = cli("publish", str(folder), "--name", "progress-json", "--no-smoke", "--json", env=env)
     assert quiet.stderr == "" and orjson.loads(quiet.stdout)["environment"]["built"] is False
+
+
+def test_prune_removes_nothing_when_an_artifact_cannot_be_read(tmp_path):
+    home = tmp_path / "home"
+    settings = settings_for(home)
+    outcome = publish_folder(folder_with(tmp_path), "unreadable", settings)
+    for path in settings.artifact_dir.rglob(f"{outcome.published.version.digest}.zip"):
+        path.unlink()
+    env = cli_env(home, SCOREPUB_ENV_DIR=env_dir_of(home))
+    refused = cli("envs", "prune", "--min-age-s", "0", env=env, check=False)
+    assert refused.returncode == 1 and "unreadable v1 uses (its artifact is unreadable); nothing removed" in refused.stderr
+    listed = cli("versions", "unreadable", env=env).stdout
+    assert "environment unknown (" in listed
