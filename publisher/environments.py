@@ -350,7 +350,7 @@ class Environments:
         (path / LOCK_NAME).write_bytes(lock)
         left = max(1.0, timeout - (time.monotonic() - start))
         proc = self._run(["pip", "sync", str(path / LOCK_NAME), "--python", str(path / "bin" / "python"),
-                          "--require-hashes", "--no-build", "--quiet", *self._index_args()], left,
+                          "--require-hashes", "--no-build", "--compile-bytecode", "--quiet", *self._index_args()], left,
                          "installing the environment")
         if proc.returncode != 0:
             raise PublishError(f"environment: install failed: {one_line(proc.stderr)}", field="requirements.txt")
