@@ -42,6 +42,18 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 _ENV_DIR: list[Path] = []
+# a pinned lock the user gives is installed as it is (no classic set): a small environment, for
+# the tests that need a build but not the classic packages
+SMALL_LOCK = b"tabulate==0.9.0\n"
+
+
+def shared_env_dir() -> Path:
+    """Environments kept between test runs, for tests that only need one to exist: content-
+    addressed (a folder per lock) and built under a lock file, so sharing them is safe."""
+    path = Path("/var/tmp") / f"scorepub-test-envs-{os.getuid()}"
+    path.mkdir(mode=0o755, exist_ok=True)
+    path.chmod(0o755)
+    return path
 
 
 def sandbox_env_dir() -> Path:

@@ -17,20 +17,21 @@ from publisher import artifact
 from publisher.artifact_store import FolderArtifactStore
 from serving.admin.auth import hash_password
 
-from conftest import App, cli_env, sandbox_env_dir
+from conftest import App, cli_env, shared_env_dir
 
 USER, PASSWORD = "erin", "environments all the way"
 NDJSON = {"Accept": "application/x-ndjson"}
-# (the serving side does not run a version in its environment yet: a script importing tabulate
-# would fail its smoke call today, so this one does not)
 SCORE = b"def azureml_main(df1=None, df2=None):\n    return df1,\n"
+# its smoke call runs in the environment, where tabulate is (and must be 0.8.10)
+TABULATE_SCORE = (b"import tabulate\nassert tabulate.__version__ == '0.8.10', tabulate.__version__\n\n"
+                  b"def azureml_main(df1=None, df2=None):\n    return df1,\n")
 SAMPLE = b'[{"x": 1}]'
 
 
 @pytest.fixture(scope="module")
 def envs_app(tmp_path_factory):
     home = tmp_path_factory.mktemp("admin-envs-home")
-    app = App(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_ENV_DIR=str(sandbox_env_dir() / "admin"))).start()
+    app = App(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_ENV_DIR=str(shared_env_dir()))).start()
     app.registry.create_user(USER, hash_password(PASSWORD))
     yield app
     app.stop()
@@ -87,7 +88,7 @@ def test_the_streamed_publish_sends_each_step_before_the_result(envs_app, sessio
     client, token = session
     lock = b"tabulate==0.8.10\n"  # a small environment: the lock's pins and what the runtime needs
     response, lines = streamed(client, form(token, "streamed", {
-        "score_py": ("score.py", SCORE), "sample": ("sample.json", SAMPLE),
+        "score_py": ("score.py", TABULATE_SCORE), "sample": ("sample.json", SAMPLE),
         "lock": ("requirements.lock", lock)}))
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/x-ndjson"

@@ -25,6 +25,12 @@ from conftest import HOMES, cli, cli_env, sandbox_env_dir
 SCORE = b"def azureml_main(df1=None, df2=None):\n    return df1\n"
 SAMPLE = {"input1": [{"x": 1}]}
 TABULATE = "tabulate==0.9.0\n"
+SKLEARN = "scikit-learn==1.5.2\n" + TABULATE  # the one classic-set environment most tests share
+
+
+def small_lock(tabulate: str = "0.9.0") -> dict:
+    """A given lock: installed as it is, no classic set, so a build costs a few seconds."""
+    return {"requirements.lock": f"tabulate=={tabulate}\n".encode()}
 
 
 def folder_with(tmp_path, name="exp", requirements=None, files=None):
@@ -86,7 +92,7 @@ def test_requirements_the_server_meets_use_the_default_environment(settings, tmp
 
 def test_a_package_the_server_lacks_gets_an_environment_with_the_classic_set(shared_home, tmp_path):
     settings = settings_for(shared_home)
-    outcome = publish_folder(folder_with(tmp_path, requirements="scikit-learn==1.5.2\n" + TABULATE), "skl", settings)
+    outcome = publish_folder(folder_with(tmp_path, requirements=SKLEARN), "skl", settings)
     env = outcome.environment
     assert env["id"] != "default" and env["built"] and env["resolved"] and env["packages"] > 20
     store = FolderArtifactStore(settings.artifact_dir)
@@ -142,7 +148,7 @@ def test_same_requirements_share_one_environment_and_the_second_publish_costs_no
 
 def test_the_same_folder_twice_gives_the_same_lock_and_digest_and_upgrade_resolves_again(shared_home, tmp_path):
     settings = settings_for(shared_home)
-    folder = folder_with(tmp_path, requirements=TABULATE)
+    folder = folder_with(tmp_path, requirements=SKLEARN)
     one = publish_folder(folder, "twice", settings)
     two = publish_folder(folder, "twice", settings)
     assert one.published.version.digest == two.published.version.digest and not two.published.created
@@ -212,15 +218,16 @@ def test_a_build_over_the_size_cap_is_refused_and_leaves_nothing(tmp_path):
     settings = settings_for(tmp_path / "home", env_max_mb=5)
     HOMES.add(tmp_path / "home")
     with pytest.raises(PublishError, match=r"environment: \d+ MB is over SCOREPUB_ENV_MAX_MB=5"):
-        publish_folder(folder_with(tmp_path, requirements=TABULATE), "big", settings)
+        publish_folder(folder_with(tmp_path, files=small_lock()), "big", settings)
     nothing_left(settings, "big")
 
 
 def test_an_environment_that_does_not_import_is_refused_and_leaves_nothing(shared_home, tmp_path):
     settings = settings_for(tmp_path / "home")
     HOMES.add(tmp_path / "home")
-    with pytest.raises(PublishError) as info:  # the requirements insist on NumPy 2 under pandas 1.5
-        publish_folder(folder_with(tmp_path, requirements="pandas<2\nnumpy>=2\n"), "abi", settings)
+    with pytest.raises(PublishError) as info:  # a lock that insists on NumPy 2 under pandas 1.5
+        publish_folder(folder_with(tmp_path, files={"requirements.lock": b"pandas==1.5.3\nnumpy==2.0.2\n"}), "abi",
+                       settings)
     assert "does not import" in str(info.value) and "pandas 1.5" in str(info.value) and "\n" not in str(info.value)
     nothing_left(settings, "abi")
 
@@ -233,7 +240,7 @@ def test_a_private_environments_folder_is_refused_as_root(tmp_path):
     settings = Settings.from_env({"SCOREPUB_HOME": str(tmp_path / "home")})  # under pytest's 0700 tmp
     HOMES.add(tmp_path / "home")
     with pytest.raises(PublishError, match="other users cannot enter .* so the sandbox cannot read SCOREPUB_ENV_DIR"):
-        publish_folder(folder_with(tmp_path, requirements=TABULATE), "private", settings)
+        publish_folder(folder_with(tmp_path, files=small_lock()), "private", settings)
     nothing_left(settings, "private")
 
 
@@ -260,7 +267,7 @@ def test_concurrent_builds_of_one_lock_build_it_once(tmp_path):
     settings = settings_for(tmp_path / "home")
     HOMES.add(tmp_path / "home")
     envs = Environments(settings)
-    lock = envs.resolve(TABULATE.encode()).lock
+    lock = envs.resolve(None, ("requirements.lock", small_lock()["requirements.lock"])).lock
     said: list[str] = []
     results = []
 
@@ -279,8 +286,8 @@ def test_concurrent_builds_of_one_lock_build_it_once(tmp_path):
 
 def test_envs_list_and_prune(shared_home, tmp_path):
     settings = settings_for(shared_home)
-    keep = publish_folder(folder_with(tmp_path, "keep", TABULATE), "prune-keep", settings)
-    gone = publish_folder(folder_with(tmp_path, "gone", "tabulate==0.8.9\n"), "prune-gone", settings)
+    keep = publish_folder(folder_with(tmp_path, "keep", SKLEARN), "prune-keep", settings)
+    gone = publish_folder(folder_with(tmp_path, "gone", files=small_lock("0.8.9")), "prune-gone", settings)
     env = cli_env(shared_home, SCOREPUB_ENV_DIR=env_dir_of(shared_home))
     listed = orjson.loads(cli("envs", "list", "--json", env=env).stdout)
     by_id = {row["id"]: row for row in listed}
@@ -297,7 +304,7 @@ def test_envs_list_and_prune(shared_home, tmp_path):
 def test_versions_and_diff_show_the_environment(shared_home, tmp_path):
     settings = settings_for(shared_home)
     publish_folder(folder_with(tmp_path, "v1"), "shown", settings)
-    publish_folder(folder_with(tmp_path, "v2", TABULATE), "shown", settings, promote=True)
+    publish_folder(folder_with(tmp_path, "v2", SKLEARN), "shown", settings, promote=True)
     env = cli_env(shared_home, SCOREPUB_ENV_DIR=env_dir_of(shared_home))
     rows = orjson.loads(cli("versions", "shown", "--json", env=env).stdout)
     assert rows[0]["environment"]["id"] == "default" and rows[1]["environment"]["packages"]["tabulate"] == "0.9.0"
@@ -312,9 +319,9 @@ def test_versions_and_diff_show_the_environment(shared_home, tmp_path):
 
 def test_publish_shows_progress_and_json_stays_quiet(shared_home, tmp_path):
     env = cli_env(shared_home, SCOREPUB_ENV_DIR=env_dir_of(shared_home))
-    folder = folder_with(tmp_path, requirements="tabulate==0.8.8\n")
+    folder = folder_with(tmp_path, files=small_lock("0.8.8"))
     shown = cli("publish", str(folder), "--name", "progress", "--no-smoke", env=env)
-    assert "environment [" in shown.stderr and "resolving 1 requirement(s)" in shown.stderr
+    assert "environment [" in shown.stderr and "resolving requirements.lock (1 pinned package" in shown.stderr
     assert "built in" in shown.stderr
     assert "packages," in shown.stdout and "MB, built in" in shown.stdout
     quiet = cli("publish", str(folder), "--name", "progress-json", "--no-smoke", "--json", env=env)

@@ -9,7 +9,8 @@ import time
 import orjson
 import pytest
 
-from conftest import EXAMPLES, POLL_TIMEOUT, Server, cli_env, error_of, sandbox_env_dir, wait_until
+from conftest import (EXAMPLES, POLL_TIMEOUT, SMALL_LOCK, Server, cli_env, error_of, sandbox_env_dir, shared_env_dir,
+                      wait_until)
 from publisher import artifact
 from publisher.artifact_store import FolderArtifactStore
 from publisher.environments import Environments, lock_id
@@ -57,11 +58,15 @@ def experiment(root, name, script, schema=NO_INPUT, requirements=None):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("env-serving") / "home"
-    srv = Server(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_ENV_DIR=str(sandbox_env_dir())))
+    srv = Server(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_ENV_DIR=str(shared_env_dir())))
     root = tmp_path_factory.mktemp("env-experiments")
     srv.publish(experiment(root, "own", REPORT_VERSIONS, requirements="scikit-learn==1.5.2\ntabulate==0.9.0\n"), "own")
     srv.publish(experiment(root, "default", REPORT_VERSIONS), "default")
     srv.publish(experiment(root, "old-pandas", NATIVE_APPEND, ONE_PORT, requirements="pandas<2\n"), "old-pandas")
+    small = experiment(root, "small", "import tabulate\nimport pandas as pd\n\ndef azureml_main():\n"
+                                      "    return pd.DataFrame({'tabulate': [tabulate.__version__]})\n")
+    (small / "requirements.lock").write_bytes(SMALL_LOCK)  # a small environment, for the tests that rebuild it
+    srv.publish(small, "small")
     srv.start()
     yield srv
     srv.stop()
@@ -110,16 +115,17 @@ def test_a_replica_without_the_environment_builds_it_from_the_lock(server, tmp_p
         answers = []
 
         def served():
-            r = replica.score("own", {}, timeout=POLL_TIMEOUT)
+            r = replica.score("small", {}, timeout=POLL_TIMEOUT)
             answers.append(r.status_code)
             if r.status_code == 503:
                 error_of(r, 503, "ServiceUnavailable", "EnvironmentBuilding")
             return r.status_code == 200
 
-        wait_until(served, 300, "the replica serving the own-environment service", interval=0.2)
+        wait_until(served, 300, "the replica serving the small-environment service", interval=0.2)
         assert set(answers) <= {200, 503}, answers
+        assert replica.score("small", {}).json()["output1"][0]["tabulate"] == "0.9.0"
         store = FolderArtifactStore(server.settings.artifact_dir)
-        digest = server.registry.version("own", 1).digest
+        digest = server.registry.version("small", 1).digest
         env_id = lock_id(artifact.load(store.get(digest), digest).lock)
         assert (replica_envs / env_id / ".scorepub-env.json").is_file()
         assert replica.get("/readyz", timeout=POLL_TIMEOUT).json()["environments"]["building"] == []
@@ -131,7 +137,7 @@ def test_a_runtime_never_waits_for_a_build(server, tmp_path):
     """Deterministic: the first pool of a version whose environment is missing raises at once,
     reports the build, and warms the pool when the build is over."""
     settings = dataclasses.replace(Settings.from_env(server.env), env_dir=sandbox_env_dir() / "runtime", pool_size=1)
-    digest = server.registry.version("own", 1).digest
+    digest = server.registry.version("small", 1).digest
     runtime = Runtime(settings, FolderArtifactStore(settings.artifact_dir).get)
     try:
         start = time.monotonic()

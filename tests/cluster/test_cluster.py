@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from conftest import (EXAMPLES, POLL_TIMEOUT, ROOT, START_TIMEOUT_S, SWITCH_TIMEOUT_S, Home, Server, _die_with_pytest,
-                      _postgres_database, cli_env, error_of, free_port, sandbox_env_dir, wait_until)
+                      _postgres_database, cli_env, error_of, free_port, sandbox_env_dir, shared_env_dir, SMALL_LOCK, wait_until)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REPORT = ROOT / "test-output" / "cluster.txt"
@@ -104,7 +104,7 @@ def cluster(tmp_path_factory):
     shared = {"SCOREPUB_DATABASE_URL": url, "SCOREPUB_ARTIFACT_DIR": str(root / "artifacts"),
               "SCOREPUB_SECRET_KEY": "cluster-test-secret", "SCOREPUB_WEB_WORKERS": "2", "SCOREPUB_POOL_SIZE": "1"}
     # each its own environments folder (no shared volume): a replica builds a version's from its lock
-    publisher = Home(root / "cli", cli_env(root / "cli", **shared, SCOREPUB_ENV_DIR=str(sandbox_env_dir() / "cluster-cli")))
+    publisher = Home(root / "cli", cli_env(root / "cli", **shared, SCOREPUB_ENV_DIR=str(shared_env_dir())))
     published = publisher.publish(EXAMPLES / "hello-bundle", "cluster-svc")
     replicas = [Server(root / f"replica-{i}", cli_env(root / f"replica-{i}", **shared,
                                                       SCOREPUB_ENV_DIR=str(sandbox_env_dir() / f"cluster-replica-{i}")))
@@ -229,7 +229,7 @@ def test_a_service_with_its_own_requirements_is_served_by_both_replicas(cluster,
     folder.mkdir()
     folder.joinpath("score.py").write_text(ENV_SCRIPT)
     folder.joinpath("schema.json").write_text('{"inputs": {}}')
-    folder.joinpath("requirements.txt").write_text("tabulate==0.9.0\n")
+    folder.joinpath("requirements.lock").write_bytes(SMALL_LOCK)  # a small environment to build twice
     out = cluster["publisher"].publish(folder, "cluster-env")
     env_id = out["environment"]["id"]
     key = out["keys"]["primary"]

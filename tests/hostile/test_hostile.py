@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import EXAMPLES, POLL_TIMEOUT, Server, cli_env, error_of, sandbox_env_dir, wait_until
+from conftest import EXAMPLES, POLL_TIMEOUT, Server, cli_env, error_of, shared_env_dir, wait_until
 
 NO_INPUT = {"inputs": {}}
 ONE_ROW = {"inputs": {"input1": {"columns": [{"name": "n", "type": "integer"}]}}}
@@ -45,7 +45,7 @@ def hostile(request, tmp_path_factory):
     home = tmp_path_factory.mktemp("hostile-home")
     os.chmod(home, 0o755)
     env = cli_env(home, SCOREPUB_SANDBOX="strict", SCOREPUB_WEB_WORKERS="1", SCOREPUB_POOL_SIZE="1",
-                  SCOREPUB_ENV_DIR=str(sandbox_env_dir() / "hostile"))
+                  SCOREPUB_ENV_DIR=str(shared_env_dir()))
     srv = Server(home, env)
     srv.requirements = OWN_ENVIRONMENT if request.param == "own-environment" else None
     srv.publish(EXAMPLES / "hello-bundle", "healthy")
