@@ -22,6 +22,7 @@ version's pool starts (warm-before-switch), never while a call waits.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime as dt
 import fcntl
@@ -218,7 +219,7 @@ class Environments:
         env.update(UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never", NO_COLOR="1")
         try:
             return subprocess.run([self.uv, *args], capture_output=True, text=True, timeout=timeout, env=env,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         except subprocess.TimeoutExpired:
             raise PublishError(f"{what} took longer than SCOREPUB_ENV_BUILD_TIMEOUT_S="
                                f"{self.settings.env_build_timeout_s} s", field="requirements.txt") from None
@@ -388,7 +389,7 @@ class Environments:
     def _python(self, python: str, args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess:
         try:
             return subprocess.run([python, *args], capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         except subprocess.TimeoutExpired:
             raise PublishError(f"environment: {what} took longer than SCOREPUB_ENV_BUILD_TIMEOUT_S="
                                f"{self.settings.env_build_timeout_s} s", field="requirements.txt") from None
@@ -460,6 +461,15 @@ def _needs_numpy1(packages: dict[str, str]) -> bool:
                    for name, first in NUMPY1_ABI.items())
     except InvalidVersion:
         return False
+
+
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child after fork only calls it
+
+
+def _die_with_parent() -> None:
+    """In the child: a build stops with the thread that runs it (a stopped replica or CLI),
+    rather than finish unwatched; the half-built folder is removed by the next build."""
+    _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 def _lock_file(handle, timeout_s: float) -> None:

@@ -17,7 +17,7 @@ from publisher import artifact
 from publisher.artifact_store import FolderArtifactStore
 from serving.admin.auth import hash_password
 
-from conftest import App, cli_env, shared_env_dir
+from conftest import App, cli_env, sandbox_env_dir
 
 USER, PASSWORD = "erin", "environments all the way"
 NDJSON = {"Accept": "application/x-ndjson"}
@@ -31,7 +31,7 @@ SAMPLE = b'[{"x": 1}]'
 @pytest.fixture(scope="module")
 def envs_app(tmp_path_factory):
     home = tmp_path_factory.mktemp("admin-envs-home")
-    app = App(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_ENV_DIR=str(shared_env_dir()))).start()
+    app = App(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_ENV_DIR=str(sandbox_env_dir() / "admin"))).start()
     app.registry.create_user(USER, hash_password(PASSWORD))
     yield app
     app.stop()

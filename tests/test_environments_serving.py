@@ -63,9 +63,20 @@ def server(tmp_path_factory):
     srv.publish(experiment(root, "own", REPORT_VERSIONS, requirements="scikit-learn==1.5.2\ntabulate==0.9.0\n"), "own")
     srv.publish(experiment(root, "default", REPORT_VERSIONS), "default")
     srv.publish(experiment(root, "old-pandas", NATIVE_APPEND, ONE_PORT, requirements="pandas<2\n"), "old-pandas")
-    small = experiment(root, "small", "import tabulate\nimport pandas as pd\n\ndef azureml_main():\n"
-                                      "    return pd.DataFrame({'tabulate': [tabulate.__version__]})\n")
-    (small / "requirements.lock").write_bytes(SMALL_LOCK)  # a small environment, for the tests that rebuild it
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory):
+    """A registry holding one service in a small environment: what a replica rebuilds below."""
+    home = tmp_path_factory.mktemp("env-small") / "home"
+    srv = Server(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_ENV_DIR=str(shared_env_dir())))
+    small = experiment(tmp_path_factory.mktemp("env-small-experiment"), "small",
+                       "import tabulate\nimport pandas as pd\n\ndef azureml_main():\n"
+                       "    return pd.DataFrame({'tabulate': [tabulate.__version__]})\n")
+    (small / "requirements.lock").write_bytes(SMALL_LOCK)
     srv.publish(small, "small")
     srv.start()
     yield srv
@@ -103,13 +114,13 @@ def test_readyz_reports_the_environments_and_the_layers_in_them(server):
     assert layers and all(state["active"] for state in layers.values()), layers
 
 
-def test_a_replica_without_the_environment_builds_it_from_the_lock(server, tmp_path):
+def test_a_replica_without_the_environment_builds_it_from_the_lock(small_server, tmp_path):
     """A second replica, its own env folder (no shared volume): it builds the environment from
     the artifact's lock, answering 503 EnvironmentBuilding meanwhile, never a call that waits."""
     replica_envs = sandbox_env_dir() / "replica"  # not the publisher's: nothing built there yet
-    env = dict(server.env, SCOREPUB_ENV_DIR=str(replica_envs), SCOREPUB_POOL_SIZE="1")
+    env = dict(small_server.env, SCOREPUB_ENV_DIR=str(replica_envs), SCOREPUB_POOL_SIZE="1")
     replica = Server(tmp_path / "replica-home", env)
-    replica.keys = server.keys
+    replica.keys = small_server.keys
     replica.start()
     try:
         answers = []
@@ -124,20 +135,21 @@ def test_a_replica_without_the_environment_builds_it_from_the_lock(server, tmp_p
         wait_until(served, 300, "the replica serving the small-environment service", interval=0.2)
         assert set(answers) <= {200, 503}, answers
         assert replica.score("small", {}).json()["output1"][0]["tabulate"] == "0.9.0"
-        store = FolderArtifactStore(server.settings.artifact_dir)
-        digest = server.registry.version("small", 1).digest
+        store = FolderArtifactStore(small_server.settings.artifact_dir)
+        digest = small_server.registry.version("small", 1).digest
         env_id = lock_id(artifact.load(store.get(digest), digest).lock)
         assert (replica_envs / env_id / ".scorepub-env.json").is_file()
-        assert replica.get("/readyz", timeout=POLL_TIMEOUT).json()["environments"]["building"] == []
+        report = replica.get("/readyz", timeout=POLL_TIMEOUT).json()
+        assert report["environments"] == {"building": [], "failed": {}} and report["ready"], report
     finally:
         replica.stop()
 
 
-def test_a_runtime_never_waits_for_a_build(server, tmp_path):
+def test_a_runtime_never_waits_for_a_build(small_server, tmp_path):
     """Deterministic: the first pool of a version whose environment is missing raises at once,
     reports the build, and warms the pool when the build is over."""
-    settings = dataclasses.replace(Settings.from_env(server.env), env_dir=sandbox_env_dir() / "runtime", pool_size=1)
-    digest = server.registry.version("small", 1).digest
+    settings = dataclasses.replace(Settings.from_env(small_server.env), env_dir=sandbox_env_dir() / "runtime", pool_size=1)
+    digest = small_server.registry.version("small", 1).digest
     runtime = Runtime(settings, FolderArtifactStore(settings.artifact_dir).get)
     try:
         start = time.monotonic()

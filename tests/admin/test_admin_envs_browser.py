@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import EXAMPLES, Server, cli, cli_env, shared_env_dir
+from conftest import EXAMPLES, Server, cli, cli_env, sandbox_env_dir
 
 from .test_admin_browser import PASSWORD, SHOTS, USER, browser, logged_in, new_context, page, playwright_sync, shot
 
@@ -23,7 +23,7 @@ REQUIREMENTS = "tabulate==0.9.0\n"
 def admin_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("admin-envs-browser-home")
     env = cli_env(home, SCOREPUB_WEB_WORKERS="1", SCOREPUB_POOL_SIZE="1",
-                  SCOREPUB_ENV_DIR=str(shared_env_dir()))
+                  SCOREPUB_ENV_DIR=str(sandbox_env_dir() / "admin-browser"))
     srv = Server(home, env)
     cli("admin", "create-user", USER, "--password-stdin", env=env, input=PASSWORD + "\n")
     srv.start()
