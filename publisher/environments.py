@@ -22,7 +22,6 @@ version's pool starts (warm-before-switch), never while a call waits.
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import datetime as dt
 import fcntl
@@ -46,6 +45,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import PublishError
+from .installers import installer_for
 from .packages import CLASSIC_PACKAGES
 
 # what the sandboxed runtime imports: in every environment, at the server's versions if unpinned
@@ -166,45 +166,20 @@ def given_lock_pins(name: str, data: bytes) -> list[str]:
     return pins
 
 
-def one_line(uv_stderr: str) -> str:
-    """uv's explanation of a failed resolution or install, as one line that names the package."""
-    lines = [ln.strip() for ln in re.sub(r"[×╰─▶│]", " ", uv_stderr).splitlines()]
-    text = " ".join(ln for ln in lines if ln and not ln.startswith(("hint:", "help:")))
-    text = re.sub(r"\s+", " ", re.sub(r"error:|cause:|No solution found when resolving dependencies:?", " ", text)).strip()
-    text = re.sub(r"(?i),? (?:and )?(?:so )?we can conclude that your requirements are unsatisfiable\.?$", ".", text)
-    text = text.replace("the package registry", "the package index")
-    text = re.sub(r"(?i)^Because (.*?),? and you require (.*?)\.$", r"\1 (you require \2)", text)
-    text = re.sub(r"(?i)\. And because you require (.*?)\.$", r" (you require \1)", text)
-    text = re.sub(r"^Because ", "", text)
-    if "no usable wheels" in text:
-        text += " (environments install wheels only)"
-    return text[:400] or "uv failed without saying why"
-
-
 class Environments:
     """The environments folder: resolve, build, look up, list and prune."""
 
     def __init__(self, settings, uv: str | None = None):
         self.settings = settings
         self.root = Path(settings.env_dir)
-        self._uv = uv
-
-    # -- uv ---------------------------------------------------------------------------------
+        self._uv = uv  # the uv binary (tests give a stand-in); None: the installed one
+        self._installer = None
 
     @property
-    def uv(self) -> str:
-        if self._uv is None:
-            try:
-                from uv import find_uv_bin
-
-                self._uv = find_uv_bin()
-            except (ImportError, FileNotFoundError):
-                found = shutil.which("uv")
-                if found is None:
-                    raise PublishError("requirements.txt needs uv to build an environment, and it is not "
-                                       "installed (pip install uv)", field="requirements.txt") from None
-                self._uv = found
-        return self._uv
+    def installer(self):
+        if self._installer is None:
+            self._installer = installer_for(self.settings, self._index_args(), self._uv)
+        return self._installer
 
     def _index_args(self) -> list[str]:
         args = []
@@ -213,16 +188,6 @@ class Environments:
         for link in self.settings.find_links.split():
             args += ["--find-links", link]
         return args
-
-    def _run(self, args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SCOREPUB_", "VIRTUAL_ENV", "PYTHON"))}
-        env.update(UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never", NO_COLOR="1")
-        try:
-            return subprocess.run([self.uv, *args], capture_output=True, text=True, timeout=timeout, env=env,
-                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        except subprocess.TimeoutExpired:
-            raise PublishError(f"{what} took longer than SCOREPUB_ENV_BUILD_TIMEOUT_S="
-                               f"{self.settings.env_build_timeout_s} s", field="requirements.txt") from None
 
     # -- resolution -------------------------------------------------------------------------
 
@@ -240,7 +205,8 @@ class Environments:
             return Resolution(None, [])
         start = time.monotonic()
         key_doc = {"format": FORMAT, "python": python_tag(), "requirements": [str(r) for r in reqs],
-                   "given": given is not None, "index": self._index_args(), "preferences": self._preferences()}
+                   "given": given is not None, "index": self._index_args(), "preferences": self._preferences(),
+                   "installer": self.installer.name}
         key = hashlib.sha256(orjson.dumps(key_doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
         cached = self.root / ".resolved" / f"{key}.lock"
         if cached.is_file() and not upgrade:
@@ -288,27 +254,17 @@ class Environments:
             folder = Path(tmp)
             (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in reqs))
             (folder / "classic.txt").write_text("".join(f"{n}\n" for n in extras))
-            lock = self._uv_compile(folder, "")
+            lock = self._resolve_in(folder, "")
             if _needs_numpy1(pinned(lock)):
                 try:
-                    lock = self._uv_compile(folder, "numpy<2\n")
+                    lock = self._resolve_in(folder, "numpy<2\n")
                 except PublishError:
                     pass  # the requirements want NumPy 2 themselves: the import check will say why
             return lock
 
-    def _uv_compile(self, folder: Path, constraints: str) -> bytes:
+    def _resolve_in(self, folder: Path, constraints: str) -> bytes:
         (folder / "constraints.txt").write_text(constraints)
-        out = folder / LOCK_NAME
-        out.write_text("".join(f"{p}\n" for p in self._preferences()))  # uv prefers what it finds there
-        proc = self._run(
-            ["pip", "compile", "requirements.txt", "classic.txt", "--constraint", "constraints.txt",
-             "--python", sys.executable, "--generate-hashes", "--no-build", "--no-header", "--quiet",
-             "--output-file", LOCK_NAME, "--directory", str(folder), *self._index_args()],
-            self.settings.env_build_timeout_s, "resolving requirements.txt")
-        if proc.returncode != 0:
-            raise PublishError(f"requirements.txt: cannot be resolved: {one_line(proc.stderr)}",
-                               field="requirements.txt")
-        return out.read_bytes()
+        return self.installer.compile(folder, self._preferences(), self.settings.env_build_timeout_s)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -348,14 +304,10 @@ class Environments:
         packages = pinned(lock)
         python = str(path / "bin" / "python")
         progress("install", f"installing {len(packages)} packages into {path.name[:12]}")
-        proc = self._run(["venv", str(path), "--python", sys.executable, "--quiet"], timeout, "creating the environment")
-        if proc.returncode != 0:
-            raise PublishError(f"environment: uv venv failed: {one_line(proc.stderr)}", field="requirements.txt")
+        installer = self.installer
+        installer.create(path, timeout)
         (path / LOCK_NAME).write_bytes(lock)
-        proc = self._run(["pip", "sync", str(path / LOCK_NAME), "--python", python, "--require-hashes", "--no-build",
-                          "--quiet", *self._index_args()], left(), "installing the environment")
-        if proc.returncode != 0:
-            raise PublishError(f"environment: install failed: {one_line(proc.stderr)}", field="requirements.txt")
+        installer.install(path / LOCK_NAME, python, left())
         self._check_size(path)  # before compiling: a refusal costs no more than the install
         progress("check", "checking that numpy and pandas import")
         check = self._python(python, ["-I", "-c", "import numpy, pandas, orjson"], left(), "importing numpy and pandas")
@@ -366,10 +318,7 @@ class Environments:
         # bytecode now, while the folder may be written: sandboxed templates cannot write it, and
         # without it each would compile pandas afresh (a start 1.6x slower than the default's)
         progress("check", "compiling bytecode")
-        proc = self._run(["pip", "sync", str(path / LOCK_NAME), "--python", python, "--require-hashes", "--no-build",
-                          "--compile-bytecode", "--quiet", *self._index_args()], left(), "compiling bytecode")
-        if proc.returncode != 0:  # uv compiles the whole of site-packages; nothing is left to install
-            raise PublishError(f"environment: compiling failed: {one_line(proc.stderr)}", field="requirements.txt")
+        installer.compile_bytecode(path / LOCK_NAME, python, left())
         size = self._check_size(path)
         seconds = time.monotonic() - start
         info = {"id": path.name, "python": python_tag(), "packages": packages, "size_bytes": size,
@@ -389,7 +338,7 @@ class Environments:
     def _python(self, python: str, args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess:
         try:
             return subprocess.run([python, *args], capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                  stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise PublishError(f"environment: {what} took longer than SCOREPUB_ENV_BUILD_TIMEOUT_S="
                                f"{self.settings.env_build_timeout_s} s", field="requirements.txt") from None
@@ -461,15 +410,6 @@ def _needs_numpy1(packages: dict[str, str]) -> bool:
                    for name, first in NUMPY1_ABI.items())
     except InvalidVersion:
         return False
-
-
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child after fork only calls it
-
-
-def _die_with_parent() -> None:
-    """In the child: a build stops with the thread that runs it (a stopped replica or CLI),
-    rather than finish unwatched; the half-built folder is removed by the next build."""
-    _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 def _lock_file(handle, timeout_s: float) -> None:

@@ -76,6 +76,7 @@ class Settings:
     env_build_timeout_s: int = 900  # resolving, and installing, each stop after this long
     package_index: str = ""  # an index URL instead of PyPI (e.g. a mirror for an air-gapped site)
     find_links: str = ""  # folders or URLs of wheels, separated by spaces (a wheelhouse)
+    env_installer: str = "uv"  # or "pip" (also used when uv is not installed)
 
     @classmethod
     def from_env(cls, env=None, **overrides) -> "Settings":
@@ -94,7 +95,10 @@ class Settings:
             env_dir=Path(env.get("SCOREPUB_ENV_DIR") or home / "envs").absolute(),
             package_index=env.get("SCOREPUB_PACKAGE_INDEX") or "",
             find_links=env.get("SCOREPUB_FIND_LINKS") or "",
+            env_installer=(env.get("SCOREPUB_ENV_INSTALLER") or cls.env_installer).lower(),
         )
+        if values["env_installer"] not in ("uv", "pip"):
+            raise ValueError(f"SCOREPUB_ENV_INSTALLER must be uv or pip, not {values['env_installer']!r}")
         if values["sandbox"] not in ("strict", "off"):
             raise ValueError(f"SCOREPUB_SANDBOX must be strict or off, not {values['sandbox']!r}")
         for field in dataclasses.fields(cls):

@@ -7,13 +7,15 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import orjson
 import pytest
 
 from publisher import artifact
 from publisher.artifact_store import FolderArtifactStore
-from publisher.environments import ENV_INFO, Environments, lock_id, one_line, pinned
+from publisher.environments import ENV_INFO, Environments, lock_id, pinned
+from publisher.installers import one_line
 from publisher.errors import PublishError
 from publisher.experiment import read_experiment
 from publisher.publish import build_environment, publish
@@ -339,3 +341,71 @@ def test_prune_removes_nothing_when_an_artifact_cannot_be_read(tmp_path):
     assert refused.returncode == 1 and "unreadable v1 uses (its artifact is unreadable); nothing removed" in refused.stderr
     listed = cli("versions", "unreadable", env=env).stdout
     assert "environment unknown (" in listed
+
+
+# -- where packages come from -----------------------------------------------------------------
+
+def demo_wheel(folder) -> str:
+    """A real (hand-made) wheel that no index has: only a wheelhouse can give it."""
+    import base64
+    import hashlib
+    import zipfile
+
+    name, version = "scorepub_wheelhouse_demo", "1.0"
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": f"VERSION = {version!r}\n".encode(),
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: scorepub-wheelhouse-demo\nVersion: {version}\n".encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: scorepub-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = "".join(f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+                     f"{len(data)}\n" for path, data in files.items()) + f"{info}/RECORD,,\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for member, data in {**files, f"{info}/RECORD": record.encode()}.items():
+            z.writestr(member, data)
+    return str(folder)
+
+
+def test_a_wheelhouse_gives_what_the_index_does_not(tmp_path):
+    wheelhouse = demo_wheel(tmp_path / "wheels")
+    lock = {"requirements.lock": b"scorepub-wheelhouse-demo==1.0\n"}
+    plain = settings_for(tmp_path / "plain")
+    HOMES.add(tmp_path / "plain")
+    with pytest.raises(PublishError, match="scorepub-wheelhouse-demo"):
+        publish_folder(folder_with(tmp_path, "without", files=lock), "wheel", plain)
+    settings = settings_for(tmp_path / "home", find_links=wheelhouse)
+    HOMES.add(tmp_path / "home")
+    outcome = publish_folder(folder_with(tmp_path, "with", files=lock), "wheel", settings)
+    out = subprocess.run([env_python(settings, outcome), "-I", "-c", "import scorepub_wheelhouse_demo as d; print(d.VERSION)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "1.0"
+
+
+def test_the_package_index_setting_is_where_packages_come_from(tmp_path):
+    settings = settings_for(tmp_path / "home", package_index="http://127.0.0.1:9/simple")  # nothing listens there
+    HOMES.add(tmp_path / "home")
+    with pytest.raises(PublishError) as info:
+        publish_folder(folder_with(tmp_path, requirements=TABULATE), "indexed", settings)
+    message = str(info.value)
+    assert message.startswith("requirements.txt: cannot be resolved: ") and "http://127.0.0.1:9/simple" in message
+    assert "\n" not in message
+    nothing_left(settings, "indexed")
+
+
+def test_pip_is_the_fallback_installer(tmp_path):
+    settings = settings_for(tmp_path / "home", env_installer="pip")
+    HOMES.add(tmp_path / "home")
+    outcome = publish_folder(folder_with(tmp_path, files=small_lock()), "with-pip", settings)
+    store = FolderArtifactStore(settings.artifact_dir)
+    lock = artifact.load(store.get(outcome.published.version.digest), outcome.published.version.digest).lock
+    assert pinned(lock)["tabulate"] == "0.9.0" and {"numpy", "pandas", "orjson", "pyseccomp"} <= set(pinned(lock))
+    assert lock.count(b"--hash=sha256:") == len(pinned(lock))  # every pin hashed, as uv's are
+    python = env_python(settings, outcome)
+    out = subprocess.run([python, "-I", "-c", "import tabulate, pandas; print(tabulate.__version__)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "0.9.0"
+    assert list((Path(python).parent.parent / "lib").rglob("pandas/__pycache__/*.pyc"))  # bytecode compiled
+    with pytest.raises(PublishError, match="scorepub-no-such-package-zz"):
+        publish_folder(folder_with(tmp_path, "bad", requirements="scorepub-no-such-package-zz==1.0\n"), "bad", settings)
+    with pytest.raises(ValueError, match="SCOREPUB_ENV_INSTALLER must be uv or pip"):
+        settings_for(tmp_path / "other", env_installer="conda")
