@@ -85,14 +85,7 @@ def package_changes(a: artifact.Artifact, b: artifact.Artifact) -> list[str]:
     ids = [lock_id(x.lock) if x.lock is not None else None for x in (a, b)]
     out = [f"environment {(ids[0] or 'default')[:12]} -> {(ids[1] or 'default')[:12]}"]
     pa, pb = (pinned(x.lock) if x.lock is not None else _default_packages() for x in (a, b))
-    for package in sorted(set(pa) | set(pb)):
-        if package not in pa:
-            out.append(f"{package} {pb[package]} added")
-        elif package not in pb:
-            out.append(f"{package} {pa[package]} removed")
-        elif pa[package] != pb[package]:
-            out.append(f"{package} {pa[package]} -> {pb[package]}")
-    return out
+    return out + _changes(pa, pb, "{k} {new} added", "{k} {old} removed", "{k} {old} -> {new}")
 
 
 def _default_packages() -> dict:
@@ -116,12 +109,17 @@ def conversion_diff(art: artifact.Artifact) -> dict:
 
 
 def _dict_changes(a: dict, b: dict) -> list[str]:
+    return _changes(a, b, "{k} added: {new!r}", "{k} removed", "{k}: {old!r} -> {new!r}")
+
+
+def _changes(a: dict, b: dict, added: str, removed: str, changed: str) -> list[str]:
+    """One line per key added, removed or changed between ``a`` and ``b``, in key order."""
     out = []
     for k in sorted(set(a) | set(b)):
         if k not in a:
-            out.append(f"{k} added: {b[k]!r}")
+            out.append(added.format(k=k, new=b[k]))
         elif k not in b:
-            out.append(f"{k} removed")
+            out.append(removed.format(k=k, old=a[k]))
         elif a[k] != b[k]:
-            out.append(f"{k}: {a[k]!r} -> {b[k]!r}")
+            out.append(changed.format(k=k, old=a[k], new=b[k]))
     return out
