@@ -42,7 +42,7 @@ def test_only_the_edges_read_the_environment():
     allowed = {"publisher/settings.py", "serving/runtime/pool.py", "scorepub_sandbox/template.py",
                "scorepub_sandbox/forkserver.py",  # a template's environment, set in the forked child
                "serving/server.py", "serving/metrics.py",  # these two: prometheus-client's own variable
-               "publisher/environments.py"}  # uv's environment: this one less SCOREPUB_*, VIRTUAL_ENV, PYTHON*
+               "publisher/installers.py"}  # the installers' environment: this one less SCOREPUB_*, PYTHON*, PIP_*
     readers = set()
     for path in [p for package in ("publisher", "serving", "scorepub_sandbox") for p in (ROOT / package).rglob("*.py")]:
         if "os.environ" in path.read_text() or "getenv(" in path.read_text():
