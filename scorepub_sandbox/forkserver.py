@@ -58,9 +58,13 @@ def _child(fd: int, env: dict, cwd: str) -> int:
 
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    os.setsid()
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
+    os.setsid()  # and so no controlling terminal
+    # nothing of the server's: not its terminal (a script could read what the operator types,
+    # or turn echo off), not its log (a script's writes would land there); a call's output goes
+    # to its own file (worker._capture), load failures come back over the socket
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(null, std)
     os.close(null)
     os.chdir(cwd)
     os.environ.clear()

@@ -46,6 +46,7 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+CLONE_NEWIPC = 0x08000000
 CLONE_THREAD = 0x00010000
 
 # Landlock (include/uapi/linux/landlock.h)
@@ -128,16 +129,20 @@ def address_space_in_use() -> int:
 # -- layers 3 and 4 --------------------------------------------------------------------------
 
 def enter_namespaces(as_root: bool) -> None:
-    """New network and PID namespaces (and a user namespace when not root).
+    """New network, PID and IPC namespaces (and a user namespace when not root).
+
+    IPC: SysV shared memory, message queues and semaphores (and POSIX message queues) are the
+    host's otherwise: a per-call worker would read what an earlier call left, two services
+    could talk, and segments would outlive the template, outside ``memory_mb``.
 
     Must run while the process has a single thread (the kernel refuses a user namespace
     otherwise); the *next* child becomes PID 1 of the new PID namespace.
     """
-    flags = CLONE_NEWNET | CLONE_NEWPID
+    flags = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC
     uid, gid = os.getuid(), os.getgid()
     if not as_root:
         flags |= CLONE_NEWUSER
-    _check(_libc.unshare(flags), "unshare(network, pid" + ("" if as_root else ", user") + " namespaces)")
+    _check(_libc.unshare(flags), "unshare(network, pid, ipc" + ("" if as_root else ", user") + " namespaces)")
     if not as_root:
         # map our own uid/gid to the same numbers inside (the only mapping allowed unprivileged)
         for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
@@ -147,6 +152,33 @@ def enter_namespaces(as_root: bool) -> None:
                     f.write(text)
             except OSError as exc:
                 raise SandboxUnavailable(f"writing {path}: {exc}") from None
+
+
+# SysV IPC ctl commands (linux/ipc.h, shm.h, msg.h, sem.h): INFO (highest index in use),
+# STAT_ANY (index -> id, whatever the object's mode; Linux 4.17+), STAT (the same, mode-checked)
+IPC_RMID = 0
+_IPC_COMMANDS = {"shm": (14, 15, 13), "msg": (12, 13, 11), "sem": (19, 20, 18)}
+
+
+def _ipc_ctl(kind: str, ident: int, cmd: int, buf) -> int:
+    if kind == "sem":
+        return _libc.semctl(ident, 0, cmd, buf)
+    return (_libc.shmctl if kind == "shm" else _libc.msgctl)(ident, cmd, buf)
+
+
+def remove_ipc_objects() -> int:
+    """Remove every SysV IPC object of this IPC namespace (a template's own, since it has one):
+    what a per-call worker left must not be seen by the next. Returns how many were removed."""
+    buf = ctypes.create_string_buffer(512)  # larger than any *_ds / *info structure
+    removed = 0
+    for kind, (info, stat_any, stat) in _IPC_COMMANDS.items():
+        for index in range(_ipc_ctl(kind, 0, info, buf) + 1):
+            ident = _ipc_ctl(kind, index, stat_any, buf)
+            if ident < 0:
+                ident = _ipc_ctl(kind, index, stat, buf)
+            if ident >= 0 and _ipc_ctl(kind, ident, IPC_RMID, None) == 0:
+                removed += 1
+    return removed
 
 
 def drop_privileges(uid: int, gid: int) -> None:
@@ -273,6 +305,8 @@ _ALWAYS_DENIED = (
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff",
     "acct", "quotactl", "open_by_handle_at", "name_to_handle_at", "fanotify_init", "move_mount", "open_tree",
     "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr", "socket", "io_uring_setup", "personality",
+    # anonymous memory files are not counted by RLIMIT_AS: a 256 MB service held 1 GiB in them
+    "memfd_create",
 )
 # the worker's filter adds these (seccomp_worker)
 _WORKER_DENIED = ("socketpair", "fork", "vfork", "tkill", "pidfd_send_signal", "pidfd_open", "rt_sigqueueinfo",

@@ -70,6 +70,7 @@ class Template:
         self.exits: dict[int, dict] = {}  # reaped, not yet asked for
         self.children: set[int] = set()
         self.reaped: list[int] = []  # whose folders are still to remove
+        self.per_call = False  # set from the schema in prepare()
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class Template:
         del self.artifact_bytes
         self.score_py = art.score_py
         document = art.schema_document
+        self.per_call = document.get("isolation") == "per-call"
         self.rehearsal = _empty_inputs(document)
         if art.conversion is not None:
             import builtins
@@ -250,7 +252,7 @@ class Template:
         self.rehearse()
         files = dataclasses.replace(self.files, roots=[self.template_dir, workdir])
         Worker(sock, workdir, self.module, self.fn, int(self.init["log_cap"]), int(self.init["max_output_bytes"]),
-               files, self.bundle_dir).serve()
+               files, self.bundle_dir, self.per_call).serve()
         return 0
 
 

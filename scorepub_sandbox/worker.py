@@ -42,8 +42,9 @@ def load_script(score_py: bytes, n_ports: int):
 
 class Worker:
     def __init__(self, sock: socket.socket, workdir: Path, module, fn, log_cap: int, max_output: int,
-                 files: ScriptFiles, bundle_dir: Path):
+                 files: ScriptFiles, bundle_dir: Path, per_call: bool = False):
         self.sock = sock
+        self.per_call = per_call  # a fresh worker per call: nothing of an earlier call may remain
         self.workdir = workdir
         self.module, self.fn = module, fn
         self.log_cap = log_cap
@@ -61,6 +62,10 @@ class Worker:
 
         self.calls += 1
         started = time.perf_counter()
+        if self.per_call:
+            from .sandbox import remove_ipc_objects
+
+            remove_ipc_objects()  # SysV objects an earlier call's worker left in the template's namespace
         frames = [messages.decode_table(t, blobs).to_frame() for t in header["inputs"]]
         self.module.azureml_parameters = dict(header.get("parameters") or {})
         try:

@@ -404,3 +404,66 @@ def test_unencodable_output_is_a_clear_error(hostile):
     row = r.json()["output1"][0]
     assert row["big"] == str(10**30) and row["s"] == "?"
     still_serving(hostile)
+
+
+# -- resources shared with the host (issue 15) --------------------------------------------------
+
+SYSV = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "IPC_CREAT, IPC_EXCL = 0o1000, 0o2000\n")
+SHM_KEY, MSG_KEY = 0x5C0FE, 0x5C0FF
+IPC_CREATE = service("ipc-create", breach(
+    SYSV + f"shm = libc.shmget({SHM_KEY}, 4096, IPC_CREAT | IPC_EXCL | 0o666)\n"
+    f"msg = libc.msgget({MSG_KEY}, IPC_CREAT | IPC_EXCL | 0o666)\n"
+    "return pd.DataFrame({'shm': [shm], 'msg': [msg]}),"), {**NO_INPUT, "isolation": "per-call"})
+IPC_LOOK = service("ipc-look", breach(
+    SYSV + f"return pd.DataFrame({{'shm': [libc.shmget({SHM_KEY}, 0, 0)], 'msg': [libc.msgget({MSG_KEY}, 0)]}}),"))
+
+
+def host_ipc_keys() -> set[int]:
+    keys = set()
+    for kind in ("shm", "msg", "sem"):
+        lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+        keys.update(int(line.split()[0]) for line in lines if line.strip())
+    return keys
+
+
+def test_sysv_ipc_is_private_to_a_template_and_to_a_per_call_call(hostile):
+    first = call(hostile, IPC_CREATE)
+    assert first.status_code == 200, first.text
+    row = first.json()["output1"][0]
+    assert row["shm"] >= 0 and row["msg"] >= 0  # SysV IPC works inside...
+    assert not {SHM_KEY, MSG_KEY} & host_ipc_keys()  # ...in a namespace of its own, not the host's
+    other = call(hostile, IPC_LOOK).json()["output1"][0]
+    assert other == {"shm": -1, "msg": -1}  # another service does not see them
+    again = call(hostile, IPC_CREATE).json()["output1"][0]
+    assert again["shm"] >= 0 and again["msg"] >= 0  # the next per-call worker starts with none (IPC_EXCL)
+    still_serving(hostile)
+
+
+MEMFD = service("memfd", breach("fd = os.memfd_create('x')\nos.write(fd, b'x' * (64 << 20))\n"
+                                "return pd.DataFrame({'fd': [fd]}),"))
+
+
+def test_memfd_create_is_refused(hostile):
+    """Anonymous memory files are not counted by RLIMIT_AS (memory_mb): seccomp refuses them."""
+    message = script_error(call(hostile, MEMFD))
+    assert "PermissionError" in message or "Operation not permitted" in message, message
+    still_serving(hostile)
+
+
+MARKER = f"scorepub-fd-marker-{uuid.uuid4().hex}"
+WRITE_FDS = service("write-fds", breach(
+    f"written = []\nfor fd in range(64):\n"
+    f"    try:\n        if stat.S_ISSOCK(os.fstat(fd).st_mode):\n            continue  # its own socket: the call's\n"
+    f"        os.write(fd, b'{MARKER}\\n')\n        written.append(fd)\n    except OSError:\n        pass\n"
+    "ttys = [fd for fd in range(64) if os.isatty(fd)]\n"
+    "return pd.DataFrame({'written': [str(written)], 'ttys': [str(ttys)]}),", "import os, stat"))
+
+
+def test_a_script_writes_nothing_into_the_servers_log(hostile):
+    """Only the call's own output file and socket: not the server's stdout/stderr (its log)."""
+    r = call(hostile, WRITE_FDS)
+    assert r.status_code == 200, r.text
+    time.sleep(0.5)
+    assert MARKER not in hostile.log.read_text(errors="replace")
+    still_serving(hostile)
