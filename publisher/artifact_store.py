@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -38,7 +39,9 @@ class FolderArtifactStore:
         target = self.path(digest)
         if target.is_file():
             return  # content-addressed: the same digest is the same content
-        target.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, target.parent):  # scripts and models: not for every local user
+            folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+        _sweep_stale(target.parent)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".zip", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -47,7 +50,7 @@ class FolderArtifactStore:
                 os.fsync(f.fileno())
             if Path(tmp).stat().st_size != len(data):
                 raise ArtifactError(f"artifact {digest[:12]}: short write")
-            os.chmod(tmp, 0o444)
+            os.chmod(tmp, 0o440)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -59,6 +62,20 @@ class FolderArtifactStore:
             return self.path(digest).read_bytes()
         except FileNotFoundError:
             raise ArtifactError(f"artifact {digest[:12]} is missing from {self.root}") from None
+
+
+STALE_TMP_S = 3600  # a publish writes its artifact in seconds: an older temporary file was abandoned
+
+
+def _sweep_stale(folder: Path) -> None:
+    """Remove temporary files a killed publish left (``kill -9`` between write and rename)."""
+    now = time.time()
+    for leftover in folder.glob(".tmp-*.zip"):
+        try:
+            if now - leftover.stat().st_mtime > STALE_TMP_S:
+                leftover.unlink()
+        except OSError:
+            pass  # another publish's, just renamed or removed
 
 
 def _fsync_dir(path: Path) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import functools
 import getpass
+import os
 import re
 import uuid
 from contextlib import contextmanager
@@ -120,6 +121,18 @@ class Published:
     keys: dict | None  # slot -> key, only when the service was just made
 
 
+def _private(database: Path) -> None:
+    """The registry holds password and key hashes: readable by its owner only (the file and the
+    journal SQLite makes beside it, which takes the file's mode)."""
+    old = os.umask(0o077)
+    try:
+        database.touch(exist_ok=True)
+    finally:
+        os.umask(old)
+    if database.stat().st_mode & 0o077:
+        database.chmod(0o600)
+
+
 class Registry:
     def __init__(self, url: str, migrate: bool = True):
         self.url = url
@@ -128,6 +141,7 @@ class Registry:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private(Path(path))
             self.engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)

@@ -24,6 +24,14 @@ def check_name(name: str) -> str:
     parts = PurePosixPath(unified).parts
     if ".." in parts:
         raise BundleError(f"bundle: entry '{name}' has a '..' component")
+    # what the file system takes (NAME_MAX, PATH_MAX): a longer name would make every call fail
+    # when the bundle is unpacked, not the publish
+    long = next((p for p in parts if len(p.encode("utf-8", "surrogateescape")) > 255), None)
+    if long is not None:
+        raise BundleError(f"bundle: entry '{name[:80]}...' has a name part of {len(long.encode('utf-8', 'surrogateescape'))} "
+                          "bytes (at most 255)")
+    if len(unified.encode("utf-8", "surrogateescape")) > 3000:
+        raise BundleError(f"bundle: entry '{name[:80]}...' has a path over 3000 bytes")
     return "/".join(p for p in parts if p not in ("", "."))
 
 

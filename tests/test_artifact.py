@@ -213,7 +213,7 @@ def test_store_put_and_get(store):
     assert store.get(digest) == archive
     path = store.path(digest)
     assert path == store.root / digest[:2] / f"{digest}.zip"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o440  # not world-readable: scripts and models (issue 15)
     assert sorted(p.name for p in path.parent.iterdir()) == [f"{digest}.zip"]  # no temporary left behind
     assert artifact.load(store.get(digest), digest).members == MEMBERS
 
