@@ -70,6 +70,7 @@ class Settings:
     uid_dir: Path = Path("/run/scorepub/uids")  # claims that keep sandbox uids unique on the machine
     max_file_bytes: int = 256 * MiB
     max_processes: int = 512
+    worker_disk_mb: int = 1024  # each template's private tmpfs, which its workers' folders share
     # per-version Python environments (publisher/environments.py)
     env_dir: Path = Path()  # default: <home>/envs; a shared volume lets replicas find built ones
     env_max_mb: int = 4096  # a bigger environment is refused at publish (0: no cap)

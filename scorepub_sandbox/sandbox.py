@@ -36,7 +36,7 @@ try:  # loaded now: it looks for libseccomp with ctypes.util, which needs what t
 except (ImportError, OSError) as _exc:  # the missing layer is reported, not hidden
     _seccomp, _SECCOMP_ERROR = None, f"{type(_exc).__name__}: {_exc}"
 
-LAYERS = ("fds", "pdeathsig", "no_new_privs", "rlimits", "namespaces", "uid", "landlock", "seccomp")
+LAYERS = ("fds", "pdeathsig", "no_new_privs", "rlimits", "namespaces", "disk", "uid", "landlock", "seccomp")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -129,7 +129,7 @@ def address_space_in_use() -> int:
 # -- layers 3 and 4 --------------------------------------------------------------------------
 
 def enter_namespaces(as_root: bool) -> None:
-    """New network, PID and IPC namespaces (and a user namespace when not root).
+    """New network, PID, IPC and mount namespaces (and a user namespace when not root).
 
     IPC: SysV shared memory, message queues and semaphores (and POSIX message queues) are the
     host's otherwise: a per-call worker would read what an earlier call left, two services
@@ -138,11 +138,11 @@ def enter_namespaces(as_root: bool) -> None:
     Must run while the process has a single thread (the kernel refuses a user namespace
     otherwise); the *next* child becomes PID 1 of the new PID namespace.
     """
-    flags = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC
+    flags = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS  # mounts: for private_disk
     uid, gid = os.getuid(), os.getgid()
     if not as_root:
         flags |= CLONE_NEWUSER
-    _check(_libc.unshare(flags), "unshare(network, pid, ipc" + ("" if as_root else ", user") + " namespaces)")
+    _check(_libc.unshare(flags), "unshare(network, pid, ipc, mount" + ("" if as_root else ", user") + " namespaces)")
     if not as_root:
         # map our own uid/gid to the same numbers inside (the only mapping allowed unprivileged)
         for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
@@ -152,6 +152,21 @@ def enter_namespaces(as_root: bool) -> None:
                     f.write(text)
             except OSError as exc:
                 raise SandboxUnavailable(f"writing {path}: {exc}") from None
+
+
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+
+
+def private_disk(path: str, size_mb: int, owner: int | None) -> None:
+    """A tmpfs of ``size_mb`` over ``path``, in this process's own mount namespace (entered by
+    enter_namespaces): the workers' folders live there, so a script that writes until the disk is
+    full fills only its template's tmpfs, never the server's disk (whose memory-mapped metrics
+    files made every web process die of SIGBUS). It ends with the namespace, whatever its files'
+    modes. ``owner``: the uid (and gid) the template will drop to, as root."""
+    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    options = f"size={int(size_mb)}m,mode=0700" + (f",uid={owner},gid={owner}" if owner is not None else "")
+    _check(_libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()),
+           f"mount tmpfs on {path}")
 
 
 # SysV IPC ctl commands (linux/ipc.h, shm.h, msg.h, sem.h): INFO (highest index in use),

@@ -317,9 +317,13 @@ def _zygote(sock: socket.socket, init: dict) -> None:
         layers["no_new_privs"] = {"active": True}
         if init["sandbox"] == "off":
             layers["namespaces"] = {"active": False, "detail": "SCOREPUB_SANDBOX=off"}
+            layers["disk"] = {"active": False, "detail": "SCOREPUB_SANDBOX=off"}
         else:
             sandbox.enter_namespaces(as_root)
             layers["namespaces"] = {"active": True}
+            sandbox.private_disk(str(Path(init["pool_dir"]) / "workers"), init["disk_mb"],
+                                 init["uid"] if as_root else None)
+            layers["disk"] = {"active": True}
     except sandbox.SandboxUnavailable as exc:
         failed = next(n for n in sandbox.LAYERS if n not in layers)
         layers[failed] = {"active": False, "detail": str(exc)}
@@ -382,6 +386,10 @@ def _template_main(sock: socket.socket, init: dict, layers: dict) -> int:
 
 def probe(sandbox_mode: str) -> dict:
     """Which layers this host provides, checked in a throwaway child (for start-up and /readyz)."""
+    import shutil
+    import tempfile
+
+    disk = tempfile.mkdtemp(prefix="scorepub-probe-")  # a tmpfs goes over it, in the child's namespace
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -391,6 +399,7 @@ def probe(sandbox_mode: str) -> dict:
                  ("rlimits", lambda: sandbox.set_rlimits(None, None, 4096, 1024, 1 << 30)),
                  ("no_new_privs", sandbox.no_new_privs), ("pdeathsig", sandbox.die_with_parent),
                  ("namespaces", lambda: sandbox.enter_namespaces(os.getuid() == 0)),
+                 ("disk", lambda: sandbox.private_disk(disk, 1, None)),
                  ("uid", (lambda: sandbox.drop_privileges(65534, 65534)) if os.getuid() == 0
                   else sandbox.drop_capabilities),
                  ("landlock", lambda: sandbox.landlock_restrict(sandbox.python_read_paths(), [])),
@@ -409,6 +418,7 @@ def probe(sandbox_mode: str) -> dict:
         chunks.append(chunk)
     os.close(read)
     os.waitpid(pid, 0)
+    shutil.rmtree(disk, ignore_errors=True)
     report = orjson.loads(b"".join(chunks))
     report["landlock_abi"] = sandbox.landlock_abi()
     if sandbox_mode == "off":

@@ -102,7 +102,7 @@ class TemplateProcess:
                 "log_cap": settings.log_cap_bytes, "max_output_bytes": settings.max_output_bytes,
                 "sandbox": settings.sandbox, "uid": self.uid, "memory_mb": limits.memory_mb,
                 "cpu_limit_s": self.cpu_limit_s, "max_processes": settings.max_processes,
-                "max_file_bytes": settings.max_file_bytes}
+                "max_file_bytes": settings.max_file_bytes, "disk_mb": settings.worker_disk_mb}
         try:
             deadline = time.monotonic() + settings.worker_start_timeout_s
             messages.send(self.sock, init, [artifact_bytes], deadline=deadline)

@@ -37,7 +37,8 @@ def service(name: str, script, schema=NO_INPUT) -> str:
     return name
 
 
-OWN_ENVIRONMENT = "tabulate==0.9.0\n"  # not in the default set: each service gets a built environment
+OWN_ENVIRONMENT = "tabulate==0.9.0\n"
+DISK_MB = 32  # each template's private disk here  # not in the default set: each service gets a built environment
 
 
 @pytest.fixture(scope="module", params=["default-environment", "own-environment"])
@@ -45,7 +46,7 @@ def hostile(request, tmp_path_factory):
     home = tmp_path_factory.mktemp("hostile-home")
     os.chmod(home, 0o755)
     env = cli_env(home, SCOREPUB_SANDBOX="strict", SCOREPUB_WEB_WORKERS="1", SCOREPUB_POOL_SIZE="1",
-                  SCOREPUB_ENV_DIR=str(shared_env_dir()))
+                  SCOREPUB_ENV_DIR=str(shared_env_dir()), SCOREPUB_WORKER_DISK_MB=str(DISK_MB))
     srv = Server(home, env)
     srv.requirements = OWN_ENVIRONMENT if request.param == "own-environment" else None
     srv.publish(EXAMPLES / "hello-bundle", "healthy")
@@ -376,7 +377,7 @@ def test_readyz_reports_every_layer_active(hostile):
     report = hostile.get("/readyz").json()
     sandbox = report["sandbox"]
     assert sandbox["mode"] == "strict" and sandbox["missing"] == []
-    for layer in ("fds", "pdeathsig", "no_new_privs", "rlimits", "namespaces", "uid", "landlock", "seccomp"):
+    for layer in ("fds", "pdeathsig", "no_new_privs", "rlimits", "namespaces", "disk", "uid", "landlock", "seccomp"):
         assert sandbox["layers"][layer]["active"] is True, layer
     assert sandbox["landlock_abi"] >= 4
 
@@ -466,4 +467,27 @@ def test_a_script_writes_nothing_into_the_servers_log(hostile):
     assert r.status_code == 200, r.text
     time.sleep(0.5)
     assert MARKER not in hostile.log.read_text(errors="replace")
+    still_serving(hostile)
+
+
+FILL_DISK = service("fill-disk", breach(
+    "chunk = b'x' * (1 << 20)\nwritten = 0\nos.mkdir('locked')\n"
+    "try:\n    with open('big', 'wb') as f:\n        while written < (4 << 30):\n"
+    "            f.write(chunk)\n            f.flush()\n            written += len(chunk)\n"
+    "except OSError as exc:\n    error = exc.strerror\nelse:\n    error = None\n"
+    "os.chmod('locked', 0)\n"
+    "return pd.DataFrame({'written_mb': [written >> 20], 'error': [error]}),"))
+
+
+def test_filling_the_disk_fills_only_the_templates_own(hostile):
+    """A script writing until the disk is full meets its template's private tmpfs (DISK_MB),
+    not the server's disk; a folder it made mode 000 does not outlive the template either."""
+    import shutil
+
+    before = shutil.disk_usage(hostile.settings.run_dir).free
+    r = call(hostile, FILL_DISK)
+    assert r.status_code == 200, r.text
+    row = r.json()["output1"][0]
+    assert row["error"] == "No space left on device" and row["written_mb"] <= DISK_MB, row
+    assert shutil.disk_usage(hostile.settings.run_dir).free > before - (8 << 20)  # the host's disk: untouched
     still_serving(hostile)
