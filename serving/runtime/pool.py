@@ -287,6 +287,7 @@ class Pool:
         self.ever_ready = False  # a template has loaded the script here at least once
         self.fork_ms: list[float] = []
         self.in_flight = 0
+        self.waiting = 0  # callers in lease(), not yet given a worker
         self.last_used = time.monotonic()
 
     # -- lifecycle (on self.ops, in order) ----------------------------------------------------
@@ -372,25 +373,34 @@ class Pool:
         """An idle worker for one call, waiting up to ``wait_s`` (which may include a start)."""
         deadline = time.monotonic() + wait_s
         with self.cond:
-            while True:
-                if self.closed:
-                    raise PoolClosed("the pool was closed")
-                if self.load_error is not None:
-                    at, err = self.load_error
-                    if time.monotonic() - at < self.RETRY_LOAD_AFTER_S:
-                        raise err
-                    self.load_error = None
-                self._top_up()
-                while self.idle:
-                    worker = self.idle.popleft()
-                    if worker.template is self.template and not worker.template.dead:
-                        self.in_flight += 1
-                        self.last_used = time.monotonic()
-                        return worker
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise NoWorkerAvailable("no worker became free in time; try again")
-                self.cond.wait(left)
+            self.waiting += 1  # a caller waiting (for a template start, say) is a use: no idle stop
+            try:
+                return self._lease_locked(deadline)
+            finally:
+                self.waiting -= 1
+                self.last_used = time.monotonic()
+
+    def _lease_locked(self, deadline: float) -> WorkerProcess:
+        """The body of lease(), with ``self.cond`` held."""
+        while True:
+            if self.closed:
+                raise PoolClosed("the pool was closed")
+            if self.load_error is not None:
+                at, err = self.load_error
+                if time.monotonic() - at < self.RETRY_LOAD_AFTER_S:
+                    raise err
+                self.load_error = None
+            self._top_up()
+            while self.idle:
+                worker = self.idle.popleft()
+                if worker.template is self.template and not worker.template.dead:
+                    self.in_flight += 1
+                    self.last_used = time.monotonic()
+                    return worker
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NoWorkerAvailable("no worker became free in time; try again")
+            self.cond.wait(left)
 
     def give_back(self, worker: WorkerProcess, cpu_s: float | None = None, kill: bool = False) -> None:
         """End a lease: the worker serves again, or (per-call, worn, failed) is replaced."""
@@ -428,7 +438,7 @@ class Pool:
         """Nothing in flight and no lease for this pool's idle limit (0: no limit)."""
         limit = self.idle_limit_s if self.idle_limit_s is not None else default_s
         with self.cond:
-            return limit > 0 and self.in_flight == 0 and now - self.last_used > limit
+            return limit > 0 and self.in_flight == 0 and self.waiting == 0 and now - self.last_used > limit
 
     def _close_locked(self) -> None:
         if self.closed:

@@ -188,32 +188,6 @@ def test_promote_under_load_reaches_both_replicas_with_no_failure(cluster, tmp_p
     assert {r[2] for r in load.results if r[0] > switched + 0.3} == {"2"}
 
 
-def test_killing_a_replica_loses_no_request_and_it_rejoins(cluster):
-    key = cluster["key"]
-    replicas = cluster["replicas"]
-    with Load(cluster["front"], key) as load:
-        time.sleep(3)
-        both = load.rate(time.monotonic() - 2.5, time.monotonic())
-        killed = time.monotonic()
-        os.killpg(replicas[0].proc.pid, signal.SIGKILL)
-        replicas[0].proc.wait(timeout=60)
-        time.sleep(3.5)
-        one = load.rate(killed + 0.5, time.monotonic())
-    assert load.failures() == [], load.failures()[:5]
-    report(f"kill -9 of one replica: {len(load.results)} requests, {len(load.failures())} failed; "
-           f"through nginx {both:.0f} req/s with two replicas, {one:.0f} req/s with one")
-    registry = cluster["publisher"].registry
-    versions = registry.versions("cluster-svc")
-    assert [v.version for v in versions] == [1, 2] and registry.service("cluster-svc").live_version == 2
-    restarted = Server(replicas[0].home, replicas[0].env)
-    restarted.port, restarted.url = replicas[0].port, replicas[0].url
-    replicas[0] = restarted.start()
-    assert served_version(restarted, key) == "2"
-    with Load(cluster["front"], key, threads=2) as load:
-        time.sleep(2)
-    assert load.failures() == []
-
-
 ENV_SCRIPT = """
 import sys
 import pandas as pd
@@ -248,3 +222,30 @@ def test_a_service_with_its_own_requirements_is_served_by_both_replicas(cluster,
         assert row["prefix"] == str(sandbox_env_dir() / f"cluster-replica-{i}" / env_id), row
     report(f"own environment: both replicas built it from the lock and served it within "
            f"{time.monotonic() - started:.1f} s of the publish")
+
+
+def test_killing_a_replica_loses_no_request_and_it_rejoins(cluster):
+    key = cluster["key"]
+    replicas = cluster["replicas"]
+    with Load(cluster["front"], key) as load:
+        time.sleep(3)
+        both = load.rate(time.monotonic() - 2.5, time.monotonic())
+        killed = time.monotonic()
+        os.killpg(replicas[0].proc.pid, signal.SIGKILL)
+        replicas[0].proc.wait(timeout=60)
+        time.sleep(3.5)
+        one = load.rate(killed + 0.5, time.monotonic())
+    assert load.failures() == [], load.failures()[:5]
+    report(f"kill -9 of one replica: {len(load.results)} requests, {len(load.failures())} failed; "
+           f"through nginx {both:.0f} req/s with two replicas, {one:.0f} req/s with one")
+    registry = cluster["publisher"].registry
+    versions = registry.versions("cluster-svc")
+    assert [v.version for v in versions] == [1, 2] and registry.service("cluster-svc").live_version == 2
+    restarted = Server(replicas[0].home, replicas[0].env)
+    restarted.port, restarted.url = replicas[0].port, replicas[0].url
+    replicas[0] = restarted.start()
+    assert served_version(restarted, key) == "2"
+    with Load(cluster["front"], key, threads=2) as load:
+        time.sleep(2)
+    assert load.failures() == []
+
