@@ -1,0 +1,108 @@
+"""The web process's findings of issue 15, each as the attack that reproduced it: chunked bodies
+over the limit (#10, a real gunicorn), the login lock-out race (#13), logout and ``next`` (#20),
+the admin page's headers and live badge (#24) and the public OpenAPI document's cost (#16)."""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+import pytest
+
+from conftest import App, cli_env, error_of
+from serving.admin.auth import hash_password
+
+USER, PASSWORD = "admin", "correct horse battery"
+
+
+# -- #10: chunked bodies count against SCOREPUB_MAX_BODY_BYTES ---------------------------------
+
+def _chunked(server, path: str, headers: dict, body: bytes, chunk: int = 64 * 1024) -> tuple[int, dict, bytes]:
+    """POST ``body`` with ``Transfer-Encoding: chunked`` on a raw socket; the whole body is sent
+    before the answer is read (what a client that does not watch for an early answer does)."""
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(head.encode())
+        for i in range(0, len(body), chunk):
+            part = body[i:i + chunk]
+            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        sock.sendall(b"0\r\n\r\n")
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            data = sock.recv(65536)
+            assert data, f"the connection closed before an answer: {raw!r}"
+            raw += data
+        top, _, rest = raw.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        found = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        if "content-length" in found:
+            while len(rest) < int(found["content-length"]):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                rest += data
+        else:
+            while data := sock.recv(65536):
+                rest += data
+        return status, found, rest
+
+
+class _Json:
+    def __init__(self, status, headers, body):
+        self.status_code, self.body = status, body
+        self.headers = {"Content-Type": headers.get("content-type", "")}
+        self.text = body.decode(errors="replace")
+
+    def json(self):
+        return orjson.loads(self.body)
+
+
+def test_a_chunked_csv_body_over_the_limit_is_413_not_cut(server):
+    limit = server.settings.max_body_bytes
+    body = b"name\n" + b"x" * 20 + b"\n"
+    body += (b"Ada Lovelace\n" * ((limit + 200_000) // 13))
+    assert len(body) > limit
+    status, headers, answer = _chunked(server, "/services/hello-bundle/score",
+                                 {"Content-Type": "text/csv", "Accept": "application/json",
+                                  "Authorization": f"Bearer {server.keys['hello-bundle']['primary']}"}, body)
+    error_of(_Json(status, headers, answer), 413, "RequestTooLarge", "RequestBodyTooLarge")
+
+
+def test_a_chunked_json_body_over_the_limit_is_413_not_a_parse_error(server):
+    limit = server.settings.max_body_bytes
+    rows = [{"name": "Ada Lovelace"}] * ((limit + 100_000) // 24)
+    body = orjson.dumps(rows)
+    assert len(body) > limit
+    status, headers, answer = _chunked(server, "/services/hello-bundle/score",
+                                 {"Content-Type": "application/json",
+                                  "Authorization": f"Bearer {server.keys['hello-bundle']['primary']}"}, body)
+    error_of(_Json(status, headers, answer), 413, "RequestTooLarge", "RequestBodyTooLarge")
+
+
+def test_a_complete_chunked_body_under_the_limit_is_scored(server):
+    rows = [{"name": f"n{i}" * 50} for i in range(900)]  # under the row limit (1000), many chunks
+    body = orjson.dumps(rows)
+    status, headers, answer = _chunked(server, "/services/hello-bundle/score",
+                                 {"Content-Type": "application/json",
+                                  "Authorization": f"Bearer {server.keys['hello-bundle']['primary']}"}, body,
+                                 chunk=7000)
+    assert status == 200, answer[:500]
+    out = orjson.loads(answer)
+    assert len(out["output1"] if isinstance(out, dict) else out) == 900
+
+
+def test_a_chunked_body_exactly_at_the_limit_is_not_refused(server):
+    """The limit is inclusive, as for a Content-Length body: only a byte past it is refused."""
+    limit = server.settings.max_body_bytes
+    head = b"name\n"
+    body = head + b"a" * (limit - len(head) - 1) + b"\n"
+    assert len(body) == limit
+    status, headers, answer = _chunked(server, "/services/hello-bundle/score",
+                                 {"Content-Type": "text/csv",
+                                  "Authorization": f"Bearer {server.keys['hello-bundle']['primary']}"}, body)
+    assert status != 413, answer[:300]
