@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import api_keys
@@ -374,10 +374,27 @@ class Registry:
             return conn.execute(select(func.count()).select_from(login_failures).where(
                 login_failures.c.name == name, login_failures.c.at >= since)).scalar_one()
 
-    def record_login_failure(self, name: str) -> None:
+    def claim_login_attempt(self, name: str, since: dt.datetime, limit: int) -> int | None:
+        """Count the failures of ``name`` since ``since`` and, under ``limit``, record this attempt as
+        one, in one transaction: concurrent attempts queue (SQLite's write lock, a PostgreSQL
+        advisory lock per name), so at most ``limit`` passwords are ever checked in a window.
+        None: locked out. Otherwise the failure's id, for ``forgive_login_attempt`` once the
+        password proved right."""
+        name = name[:64]
         with self._write() as conn:
-            conn.execute(insert(login_failures).values(name=name[:64], at=now()))
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7305144, hashtext(:name))"), {"name": name})
+            count = conn.execute(select(func.count()).select_from(login_failures).where(
+                login_failures.c.name == name, login_failures.c.at >= since)).scalar_one()
+            if count >= limit:
+                return None
+            attempt = conn.execute(insert(login_failures).values(name=name, at=now())).inserted_primary_key[0]
             conn.execute(delete(login_failures).where(login_failures.c.at < now() - dt.timedelta(days=1)))
+            return attempt
+
+    def forgive_login_attempt(self, attempt: int) -> None:
+        with self._write() as conn:
+            conn.execute(delete(login_failures).where(login_failures.c.id == attempt))
 
     # -- the call log ------------------------------------------------------------------
 

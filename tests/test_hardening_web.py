@@ -106,3 +106,80 @@ def test_a_chunked_body_exactly_at_the_limit_is_not_refused(server):
                                  {"Content-Type": "text/csv",
                                   "Authorization": f"Bearer {server.keys['hello-bundle']['primary']}"}, body)
     assert status != 413, answer[:300]
+
+
+# -- the admin app ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def admin_app(tmp_path_factory):
+    home = tmp_path_factory.mktemp("hardening-web-home")
+    app = App(home, cli_env(home, SCOREPUB_POOL_SIZE="1", SCOREPUB_LOGIN_MAX_FAILURES="5"))
+    app.publish_examples(("hello-bundle",))
+    app.start()
+    app.registry.create_user(USER, hash_password(PASSWORD))
+    yield app
+    app.stop()
+
+
+def _token(app, client) -> str:
+    page = app.get("/admin/login", client=client).text
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _login(app, client, name=USER, password=PASSWORD, next_=None):
+    data = {"csrf_token": _token(app, client), "name": name, "password": password}
+    if next_ is not None:
+        data["next"] = next_
+    return app.post("/admin/login", client=client, data=data)
+
+
+# -- #13: the lock-out counts before it checks, atomically ---------------------------------------
+
+def test_concurrent_wrong_passwords_check_at_most_the_limit(admin_app, monkeypatch):
+    from serving.admin import auth
+
+    checked, lock = [], threading.Lock()
+    real = auth.check_password_hash
+
+    def counting(stored, password):
+        with lock:
+            checked.append(password)
+        time.sleep(0.05)  # a slow hash widens the window between the count and the record
+        return real(stored, password)
+
+    monkeypatch.setattr(auth, "check_password_hash", counting)
+    clients = [admin_app.client() for _ in range(48)]
+    tokens = [_token(admin_app, c) for c in clients]
+    barrier = threading.Barrier(len(clients))
+
+    def guess(i):
+        barrier.wait()
+        return admin_app.post("/admin/login", client=clients[i],
+                              data={"csrf_token": tokens[i], "name": "racer", "password": f"guess{i}"}).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = list(pool.map(guess, range(len(clients))))
+    assert len(checked) <= 5, f"{len(checked)} passwords checked with a limit of 5"
+    assert statuses.count(401) == len(checked) and statuses.count(429) == len(clients) - len(checked)
+
+
+def test_the_right_password_is_not_counted_as_a_failure(admin_app):
+    admin_app.registry.create_user("counted", hash_password(PASSWORD))
+    for _ in range(8):  # more than the limit of 5: each right one is forgiven
+        r = _login(admin_app, admin_app.client(), "counted")
+        assert r.status_code == 302, r.text
+
+
+def test_claim_login_attempt_is_atomic_on_each_database(registry):
+    import datetime as dt
+
+    from publisher.registry import now
+
+    since = now() - dt.timedelta(minutes=15)
+    with ThreadPoolExecutor(16) as pool:
+        claims = list(pool.map(lambda _: registry.claim_login_attempt("concurrent", since, 5), range(40)))
+    granted = [c for c in claims if c is not None]
+    assert len(granted) == 5 and len(set(granted)) == 5
+    registry.forgive_login_attempt(granted[0])
+    assert registry.claim_login_attempt("concurrent", since, 5) is not None
+    assert registry.claim_login_attempt("concurrent", since, 5) is None

@@ -54,16 +54,18 @@ def login():
     st = state()
     name = request.form.get("name", "").strip()[:64]
     password = request.form.get("password", "")
-    failures = st.registry.login_failures(name, now() - LOCKOUT)
-    if failures >= st.settings.login_max_failures:
+    # counted before the password is checked, in one transaction: concurrent guesses cannot
+    # all pass the check before any is recorded
+    attempt = st.registry.claim_login_attempt(name or "-", now() - LOCKOUT, st.settings.login_max_failures)
+    if attempt is None:
         flash(f"Too many failed logins for '{name}'. Try again in {int(LOCKOUT.total_seconds() // 60)} minutes.",
               "error")
         return render_template("login.html", next=request.form.get("next", ""), name=name), 429
     stored = st.registry.password_hash(name) if name else None
     if not check_password_hash(stored or _DUMMY_HASH, password) or stored is None:
-        st.registry.record_login_failure(name or "-")
         flash("Wrong user name or password.", "error")
         return render_template("login.html", next=request.form.get("next", ""), name=name), 401
+    st.registry.forgive_login_attempt(attempt)  # the right password: not a failure
     session.clear()
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 h)
     session["user"] = name
