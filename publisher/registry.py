@@ -369,6 +369,19 @@ class Registry:
         with self._read() as conn:
             return conn.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
 
+    def login_state(self, name: str) -> tuple[str, int] | None:
+        """A login's password hash and session generation (what an admin session is checked against)."""
+        with self._read() as conn:
+            row = conn.execute(select(users.c.password_hash, users.c.session_generation)
+                               .where(users.c.name == name)).first()
+        return None if row is None else (row.password_hash, row.session_generation)
+
+    def revoke_sessions(self, name: str) -> None:
+        """Log every session of ``name`` out (logout): sessions carry the generation they were made in."""
+        with self._write() as conn:
+            conn.execute(update(users).where(users.c.name == name)
+                         .values(session_generation=users.c.session_generation + 1))
+
     def login_failures(self, name: str, since: dt.datetime) -> int:
         with self._read() as conn:
             return conn.execute(select(func.count()).select_from(login_failures).where(

@@ -183,3 +183,33 @@ def test_claim_login_attempt_is_atomic_on_each_database(registry):
     registry.forgive_login_attempt(granted[0])
     assert registry.claim_login_attempt("concurrent", since, 5) is not None
     assert registry.claim_login_attempt("concurrent", since, 5) is None
+
+
+# -- #20: logout revokes the session; CR/LF in next ---------------------------------------------
+
+def _cookie(client) -> str:
+    return client.get_cookie("scorepub_session").value
+
+
+def test_a_copied_session_cookie_stops_working_after_logout(admin_app):
+    browser = admin_app.client()
+    assert _login(admin_app, browser).status_code == 302
+    copy = admin_app.client()
+    copy.set_cookie("scorepub_session", _cookie(browser))
+    assert admin_app.get("/admin/", client=copy).status_code == 200  # the stolen cookie works...
+    page = admin_app.get("/admin/", client=browser).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert admin_app.post("/admin/logout", client=browser, data={"csrf_token": token}).status_code == 302
+    r = admin_app.get("/admin/", client=copy)  # ...until its owner logs out
+    assert r.status_code == 302 and "/admin/login" in r.headers["Location"]
+    assert _login(admin_app, admin_app.client()).status_code == 302  # and a new login works
+
+
+@pytest.mark.parametrize("target", ["/admin/\r\nSet-Cookie: evil=1", "/admin/\nLocation: https://evil.example",
+                                    "/admin\\@evil.example", "/admin/%0d%0aX: y"])
+def test_a_control_character_in_next_is_never_a_500(admin_app, target):
+    r = _login(admin_app, admin_app.client(), next_=target)
+    assert r.status_code == 302, r.text
+    location = r.headers["Location"]
+    assert "\r" not in location and "\n" not in location and "evil" not in r.headers.get("Set-Cookie", "")
+    assert location.startswith("/admin")
