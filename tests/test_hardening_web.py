@@ -213,3 +213,65 @@ def test_a_control_character_in_next_is_never_a_500(admin_app, target):
     location = r.headers["Location"]
     assert "\r" not in location and "\n" not in location and "evil" not in r.headers.get("Set-Cookie", "")
     assert location.startswith("/admin")
+
+
+# -- #24: CSP and framing; the live badge of a script that fails to load ------------------------
+
+def _csp(response) -> dict:
+    policy = response.headers["Content-Security-Policy"]
+    return {d.split()[0]: d.split()[1:] for d in (p.strip() for p in policy.split(";")) if d}
+
+
+@pytest.mark.parametrize("path", ["/admin/login", "/admin/", "/admin/publish", "/admin/no-such-page"])
+def test_admin_pages_forbid_framing_and_foreign_scripts(admin_app, path):
+    client = admin_app.client()
+    _login(admin_app, client)
+    r = admin_app.get(path, client=client)
+    assert r.headers["X-Frame-Options"] == "DENY"
+    csp = _csp(r)
+    assert csp["frame-ancestors"] == ["'none'"] and csp["default-src"] == ["'none'"]
+    assert "'unsafe-inline'" not in csp["script-src"] and "'unsafe-eval'" not in csp["script-src"]
+    nonce = next(s for s in csp["script-src"] if s.startswith("'nonce-"))[7:-1]
+    for tag in re.findall(r"<script[^>]*>", r.text):  # every inline script carries this response's nonce
+        assert f'nonce="{nonce}"' in tag, tag
+    if path == "/admin/publish":
+        assert '<script nonce="' in r.text
+
+
+def test_each_response_has_its_own_nonce(admin_app):
+    client = admin_app.client()
+    _login(admin_app, client)
+    a, b = (_csp(admin_app.get("/admin/publish", client=client))["script-src"] for _ in range(2))
+    assert a != b
+
+
+def test_the_scoring_api_has_no_admin_headers(admin_app):
+    assert "Content-Security-Policy" not in admin_app.get("/healthz").headers
+
+
+def test_a_live_version_whose_script_fails_to_load_has_no_green_badge(admin_app, tmp_path):
+    folder = tmp_path / "broken-load"
+    folder.mkdir()
+    folder.joinpath("score.py").write_text("raise RuntimeError('no model file')\n\n"
+                                           "def azureml_main(df1=None):\n    return df1\n")
+    folder.joinpath("schema.json").write_bytes(orjson.dumps(
+        {"inputs": {"input1": {"columns": [{"name": "x", "type": "integer"}]}}}))
+    admin_app.publish(folder, "broken-load", promote=True)
+    r = admin_app.score("broken-load", [{"x": 1}])
+    assert r.status_code >= 400
+    client = admin_app.client()
+    _login(admin_app, client)
+    deadline = time.monotonic() + 30
+    while True:
+        page = admin_app.get("/admin/services/broken-load", client=client).text
+        if "fails to load" in page or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert "fails to load" in page
+    assert not re.search(r'class="badge live-state live"', page)
+    listing = admin_app.get("/admin/", client=client).text
+    row = listing[listing.index("broken-load"):]
+    row = row[:row.index("</tr>")]
+    assert "fails to load" in row and 'badge live-state live"' not in row
+    healthy = admin_app.get("/admin/services/hello-bundle", client=client).text
+    assert "fails to load" not in healthy
