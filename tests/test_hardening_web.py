@@ -275,3 +275,41 @@ def test_a_live_version_whose_script_fails_to_load_has_no_green_badge(admin_app,
     assert "fails to load" in row and 'badge live-state live"' not in row
     healthy = admin_app.get("/admin/services/hello-bundle", client=client).text
     assert "fails to load" not in healthy
+
+
+# -- #16: the public OpenAPI document is built once per version, with a bounded example -----------
+
+def test_swagger_json_is_cached_and_its_example_capped(admin_app, tmp_path, monkeypatch):
+    from serving import openapi
+
+    folder = tmp_path / "big-sample"
+    folder.mkdir()
+    folder.joinpath("score.py").write_text("def azureml_main(df1=None):\n    return df1\n")
+    folder.joinpath("schema.json").write_bytes(orjson.dumps(
+        {"inputs": {"input1": {"columns": [{"name": "text", "type": "string"}]}}}))
+    rows = [{"text": "x" * 200} for _ in range(20_000)]  # a 4 MB sample.json
+    folder.joinpath("sample.json").write_bytes(orjson.dumps({"input1": rows}))
+    admin_app.publish(folder, "big-sample", promote=True)
+    builds = []
+    real = openapi.build
+    monkeypatch.setattr(openapi, "build", lambda *a, **kw: builds.append(a) or real(*a, **kw))
+    sizes = []
+    for _ in range(3):
+        r = admin_app.get("/services/big-sample/swagger.json")
+        assert r.status_code == 200
+        sizes.append(len(r.content))
+    assert len(builds) == 1, f"built {len(builds)} times for 3 requests"
+    assert max(sizes) < 256 * 1024, sizes
+    doc = orjson.loads(r.content)
+    example = doc["paths"]["/services/big-sample/score"]["post"]["requestBody"]["content"]["application/json"][
+        "example"]
+    assert 1 <= len(example["input1"]) < len(rows) and example["input1"][0] == rows[0]
+
+
+def test_capped_example_keeps_a_small_sample_whole():
+    from serving.openapi import capped_example
+
+    sample = {"input1": [{"a": 1}, {"a": 2}], "GlobalParameters": {"p": 1}}
+    assert capped_example(sample) == sample
+    assert capped_example({"input1": [{"a": "x" * 100_000}]}) is None
+    assert capped_example(None) is None

@@ -17,7 +17,7 @@ from publisher.errors import Conflict, NotFound, PublishError
 from publisher.packages import installed_versions
 from publisher.registry import now
 
-from .. import codecs, openapi
+from .. import codecs
 from ..errors import ApiError
 from ..runtime.errors import RuntimeFailure
 from ..calls import CallRequest
@@ -318,7 +318,7 @@ def api_help(name: str):
     versions, version = _version_or_live(svc, request.args.get("version", type=int))
     schema = st.schema(version.digest, version.schema_json)
     sample = st.sample(version.digest) or {"input1": []}
-    doc = openapi.build(svc.name, version.version, schema, sample)
+    doc = orjson.loads(st.versions.openapi(svc.name, version.version, version.digest, version.schema_json))
     base = request.host_url.rstrip("/")
     native_url = f"{base}/services/{svc.name}/score"
     classic_url = f"{base}/workspaces/my-workspace/services/{svc.name}/execute?api-version=2.0&details=true"
