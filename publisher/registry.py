@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import api_keys
@@ -383,15 +383,45 @@ class Registry:
         with self._read() as conn:
             return conn.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
 
+    def login_state(self, name: str) -> tuple[str, int] | None:
+        """A login's password hash and session generation (what an admin session is checked against)."""
+        with self._read() as conn:
+            row = conn.execute(select(users.c.password_hash, users.c.session_generation)
+                               .where(users.c.name == name)).first()
+        return None if row is None else (row.password_hash, row.session_generation)
+
+    def revoke_sessions(self, name: str) -> None:
+        """Log every session of ``name`` out (logout): sessions carry the generation they were made in."""
+        with self._write() as conn:
+            conn.execute(update(users).where(users.c.name == name)
+                         .values(session_generation=users.c.session_generation + 1))
+
     def login_failures(self, name: str, since: dt.datetime) -> int:
         with self._read() as conn:
             return conn.execute(select(func.count()).select_from(login_failures).where(
                 login_failures.c.name == name, login_failures.c.at >= since)).scalar_one()
 
-    def record_login_failure(self, name: str) -> None:
+    def claim_login_attempt(self, name: str, since: dt.datetime, limit: int) -> int | None:
+        """Count the failures of ``name`` since ``since`` and, under ``limit``, record this attempt as
+        one, in one transaction: concurrent attempts queue (SQLite's write lock, a PostgreSQL
+        advisory lock per name), so at most ``limit`` passwords are ever checked in a window.
+        None: locked out. Otherwise the failure's id, for ``forgive_login_attempt`` once the
+        password proved right."""
+        name = name[:64]
         with self._write() as conn:
-            conn.execute(insert(login_failures).values(name=name[:64], at=now()))
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7305144, hashtext(:name))"), {"name": name})
+            count = conn.execute(select(func.count()).select_from(login_failures).where(
+                login_failures.c.name == name, login_failures.c.at >= since)).scalar_one()
+            if count >= limit:
+                return None
+            attempt = conn.execute(insert(login_failures).values(name=name, at=now())).inserted_primary_key[0]
             conn.execute(delete(login_failures).where(login_failures.c.at < now() - dt.timedelta(days=1)))
+            return attempt
+
+    def forgive_login_attempt(self, attempt: int) -> None:
+        with self._write() as conn:
+            conn.execute(delete(login_failures).where(login_failures.c.id == attempt))
 
     # -- the call log ------------------------------------------------------------------
 

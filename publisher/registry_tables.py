@@ -53,6 +53,8 @@ users = Table(
     Column("name", String(64), primary_key=True),
     Column("password_hash", String(256), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # bumped by logout: a session made in an older generation is no longer accepted
+    Column("session_generation", Integer, nullable=False, server_default="0"),
 )
 
 login_failures = Table(

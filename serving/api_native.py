@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, Response, request
 
-from . import codecs, metrics, openapi
+from . import codecs, metrics
 from .auth import require_key
 from .errors import ApiError
 from .calls import CallRequest
@@ -94,6 +94,5 @@ def swagger(name: str):
     if not versions:
         raise ApiError(404, "NotFound", f"Service '{service.name}' has no version to describe.")
     version = versions[-1]
-    schema = st.schema(version.digest, version.schema_json)
-    sample = st.sample(version.digest)
-    return _json(openapi.build(service.name, version.version, schema, sample))
+    body = st.versions.openapi(service.name, version.version, version.digest, version.schema_json)
+    return Response(body, mimetype="application/json")

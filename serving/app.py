@@ -14,6 +14,7 @@ from pathlib import Path
 
 from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from publisher.registry import now
@@ -59,6 +60,70 @@ def secret_key(settings: Settings) -> str:
     raise RuntimeError(f"{path} is empty")
 
 
+class _BoundedInput:
+    """A body without Content-Length (``Transfer-Encoding: chunked``) counted against the limit.
+
+    Werkzeug stops reading such a body at MAX_CONTENT_LENGTH without telling the body was longer
+    (a silently cut request); this stream reads one byte past the limit and answers 413 when
+    there is one."""
+
+    def __init__(self, stream, limit: int):
+        self.stream, self.limit, self.seen = stream, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.limit - self.seen
+        if size is None or size < 0 or size > left:
+            size = left
+        data = self.stream.read(size) if size > 0 else b""
+        self.seen += len(data)
+        if self.seen >= self.limit and self.stream.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        left = self.limit - self.seen
+        data = self.stream.readline(left if size is None or size < 0 else min(size, left)) if left > 0 else b""
+        self.seen += len(data)
+        if self.seen >= self.limit and self.stream.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+def _bound_chunked(wsgi_app, limit: int):
+    def bounded(environ, start_response):
+        if not environ.get("CONTENT_LENGTH") and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            environ["wsgi.input"] = _BoundedInput(environ["wsgi.input"], limit)
+        return wsgi_app(environ, start_response)
+
+    return bounded
+
+
+def _csp_nonce() -> str:
+    """This response's nonce: the only inline scripts the admin page's CSP lets run carry it."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(18)
+    return g.csp_nonce
+
+
+def _admin_headers(response):
+    """The admin pages: no framing (clickjacking), scripts only from this site or with this
+    response's nonce, nothing loaded from elsewhere."""
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'self' 'nonce-{_csp_nonce()}'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder=str(template_folder()))
@@ -73,9 +138,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
     )
     app.json.sort_keys = False
+    app.jinja_env.globals["csp_nonce"] = _csp_nonce
     if settings.proxy_hops:  # behind nginx/ingress: scheme and host as the client saw them
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops)
+    app.wsgi_app = _bound_chunked(app.wsgi_app, settings.max_body_bytes)
     state = AppState.open(settings)
     app.extensions["scorepub"] = state
     atexit.register(state.close)
@@ -95,6 +162,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.after_request
     def _finish(response):
         response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
+        if request.path.startswith("/admin"):
+            _admin_headers(response)
         labels = getattr(g, "metric_labels", None)
         if labels is not None:
             seconds = time.perf_counter() - g.started

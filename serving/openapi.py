@@ -4,6 +4,7 @@ Generated, never written by hand, so the document cannot drift from what the ser
 """
 from __future__ import annotations
 
+import orjson
 from apispec import APISpec
 
 from publisher.schema import ServiceSchema
@@ -26,6 +27,25 @@ _ERROR_STATUSES = {
     "503": "Over the concurrency limit, or no live version",
     "504": "The script ran past its time limit",
 }
+
+
+EXAMPLE_MAX_BYTES = 64 * 1024  # a public document: a big sample.json must not make it (or its CPU) big
+
+
+def capped_example(sample: dict | None, limit: int = EXAMPLE_MAX_BYTES) -> dict | None:
+    """sample.json as the document's example: its first rows, as many as fit in ``limit`` bytes
+    (None when not even one row per port does)."""
+    if not sample:
+        return sample
+    total = max((len(v) for v in sample.values() if isinstance(v, list)), default=0)
+    rows = total
+    while True:
+        trimmed = {k: v[:rows] if isinstance(v, list) else v for k, v in sample.items()}
+        if len(orjson.dumps(trimmed, option=orjson.OPT_NON_STR_KEYS)) <= limit:
+            return trimmed
+        if rows <= 1:
+            return None
+        rows = min(rows // 4, 100) if rows > 100 else rows // 2
 
 
 def _ref(name: str) -> dict:

@@ -10,6 +10,7 @@ import orjson
 from publisher import artifact
 from publisher.schema import ServiceSchema, parse_schema
 
+from . import openapi
 from .calls import CallCore, CallFailed, CallRequest, Target
 
 log = logging.getLogger("scorepub.versions")
@@ -23,6 +24,7 @@ class VersionCache:
         self._schemas: dict[str, ServiceSchema] = {}
         self._samples: dict[str, dict | None] = {}
         self._examples: dict[str, tuple[dict | None, str | None]] = {}
+        self._openapi: dict[tuple[str, int, str], bytes] = {}
 
     def schema(self, digest: str, schema_json: str) -> ServiceSchema:
         schema = self._schemas.get(digest)
@@ -35,6 +37,18 @@ class VersionCache:
         if digest not in self._samples:
             self._samples[digest] = artifact.load(self.store.get(digest), digest).sample
         return self._samples[digest]
+
+    def openapi(self, service: str, number: int, digest: str, schema_json: str) -> bytes:
+        """The version's OpenAPI document as JSON, built once (it names the service and the
+        version number, so those are part of the key with the digest)."""
+        key = (service, number, digest)
+        doc = self._openapi.get(key)
+        if doc is None:
+            sample = openapi.capped_example(self.sample(digest))
+            doc = orjson.dumps(openapi.build(service, number, self.schema(digest, schema_json), sample))
+            with self.lock:
+                self._openapi[key] = doc
+        return doc
 
     def example(self, service: str, digest: str, schema_json: str) -> tuple[dict | None, str | None]:
         """The native response to sample.json (for the API help page), or why it failed."""

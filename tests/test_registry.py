@@ -9,7 +9,7 @@ from sqlalchemy import inspect, select, text
 
 from publisher import api_keys
 from publisher.errors import Conflict, NotFound, PublishError
-from publisher.registry import Registry
+from publisher.registry import Registry, head_revision
 from publisher.registry_tables import api_keys as keys_table
 from serving.catalog import Catalog
 
@@ -31,7 +31,8 @@ def test_migrations_create_every_table_and_are_idempotent(registry, database_url
             "calls"} <= tables
     Registry(database_url).dispose()  # a second open migrates nothing and does not fail
     with registry.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == head_revision() == "0003"
+    assert "session_generation" in {c["name"] for c in inspect(registry.engine).get_columns("users")}
 
 
 def test_first_version_goes_live_and_prints_two_keys_once(registry):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
 
 from flask import flash, g, redirect, render_template, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -27,12 +28,20 @@ def _fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
+def _session_user() -> str | None:
+    """The session's user, unless its password changed or it logged out since the session was made."""
+    user = session.get("user")
+    stored = state().registry.login_state(user) if user else None
+    if stored is None or session.get("fp") != _fingerprint(stored[0]) or session.get("gen") != stored[1]:
+        return None
+    return user
+
+
 def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        user = session.get("user")
-        stored = state().registry.password_hash(user) if user else None
-        if not user or stored is None or session.get("fp") != _fingerprint(stored):
+        user = _session_user()
+        if user is None:
             session.clear()
             return redirect(url_for("admin.login", next=request.full_path if request.method == "GET" else None))
         g.user = user
@@ -41,8 +50,12 @@ def login_required(view):
     return wrapped
 
 
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")  # CR/LF (a header injection), other controls, backslashes
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    if (target and target.startswith("/admin") and not target.startswith("//")
+            and not _UNSAFE_IN_NEXT.search(target)):
         return target
     return url_for("admin.services")
 
@@ -54,24 +67,31 @@ def login():
     st = state()
     name = request.form.get("name", "").strip()[:64]
     password = request.form.get("password", "")
-    failures = st.registry.login_failures(name, now() - LOCKOUT)
-    if failures >= st.settings.login_max_failures:
+    # counted before the password is checked, in one transaction: concurrent guesses cannot
+    # all pass the check before any is recorded
+    attempt = st.registry.claim_login_attempt(name or "-", now() - LOCKOUT, st.settings.login_max_failures)
+    if attempt is None:
         flash(f"Too many failed logins for '{name}'. Try again in {int(LOCKOUT.total_seconds() // 60)} minutes.",
               "error")
         return render_template("login.html", next=request.form.get("next", ""), name=name), 429
-    stored = st.registry.password_hash(name) if name else None
+    found = st.registry.login_state(name) if name else None
+    stored = found[0] if found else None
     if not check_password_hash(stored or _DUMMY_HASH, password) or stored is None:
-        st.registry.record_login_failure(name or "-")
         flash("Wrong user name or password.", "error")
         return render_template("login.html", next=request.form.get("next", ""), name=name), 401
+    st.registry.forgive_login_attempt(attempt)  # the right password: not a failure
     session.clear()
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 h)
     session["user"] = name
     session["fp"] = _fingerprint(stored)
+    session["gen"] = found[1]
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
+    user = _session_user()
+    if user:  # server-side: a copy of this cookie (and the user's other sessions) stops working
+        state().registry.revoke_sessions(user)
     session.clear()
     return redirect(url_for("admin.login"))

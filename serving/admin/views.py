@@ -17,8 +17,9 @@ from publisher.errors import Conflict, NotFound, PublishError
 from publisher.packages import installed_versions
 from publisher.registry import now
 
-from .. import codecs, openapi
+from .. import codecs
 from ..errors import ApiError
+from ..runtime.errors import RuntimeFailure
 from ..calls import CallRequest
 from ..scoring import call as score_call, state
 from ..smoke import smoke_call
@@ -42,17 +43,55 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _live_states(st, services) -> dict:
+    """Per service name, what its live version's pool says: ``ok`` (loaded, or stopped for being
+    idle), ``error`` (the script or its environment fails to load), ``starting`` or ``unknown``.
+    Only the pool's state is read: nothing is started."""
+    digests = {}
+    for svc in services:
+        if svc.live_version is not None:
+            try:
+                digests[svc.name] = st.registry.version(svc.name, svc.live_version).digest
+            except NotFound:
+                pass
+    try:
+        pools = st.runtime.status(sorted(set(digests.values()))) if digests else {}
+    except RuntimeFailure as exc:
+        return {name: {"state": "unknown", "detail": f"The runtime does not answer: {exc}"} for name in digests}
+    states = {}
+    for name, digest in digests.items():
+        status, env = pools.get(digest) or {}, (pools.get(digest) or {}).get("environment") or {}
+        if status.get("load_error"):
+            found = {"state": "error", "detail": "The live version's script fails to load: every call answers an "
+                                                 "error (the console shows the traceback)."}
+        elif env.get("state") == "failed":
+            found = {"state": "error", "detail": f"The live version's environment failed to build: {env.get('error')}"}
+        elif status.get("ready") or status.get("stopped_idle"):
+            found = {"state": "ok", "detail": "Loaded and serving." if status.get("ready") else
+                     "Stopped for being unused: it starts on the next call."}
+        elif env.get("state") == "building":
+            found = {"state": "starting", "detail": "Its environment is being built."}
+        elif status.get("running"):
+            found = {"state": "starting", "detail": "Its workers are starting."}
+        else:
+            found = {"state": "starting", "detail": "Not started yet in this process: it starts on the first call."}
+        states[name] = found
+    return states
+
+
 @bp.get("/")
 @login_required
 def services():
     st = state()
     stats = st.registry.call_stats(now() - dt.timedelta(hours=1))
     rows = []
-    for svc in st.registry.services():
+    all_services = st.registry.services()
+    live_states = _live_states(st, all_services)
+    for svc in all_services:
         s = stats.get(svc.id, {"calls": 0, "errors": 0, "durations": []})
         rows.append({"service": svc, "calls": s["calls"], "errors": s["errors"],
                      "p50": _percentile(s["durations"], 0.5), "p99": _percentile(s["durations"], 0.99),
-                     "versions": len(st.registry.versions(svc.name))})
+                     "versions": len(st.registry.versions(svc.name)), "live_state": live_states.get(svc.name)})
     return render_template("services.html", rows=rows, packages=installed_versions())
 
 
@@ -67,7 +106,8 @@ def service(name: str):
     for v in versions:
         if v.digest not in environments:
             environments[v.digest] = _environment(st.store, v.digest)
-    return render_template("service.html", svc=svc, versions=versions, audit=audit, environments=environments)
+    return render_template("service.html", svc=svc, versions=versions, audit=audit, environments=environments,
+                           live_state=_live_states(st, [svc]).get(svc.name))
 
 
 SHOWN_PACKAGES = ("pandas", "numpy", "scikit-learn")  # the compact line; the rest under <details>
@@ -278,7 +318,7 @@ def api_help(name: str):
     versions, version = _version_or_live(svc, request.args.get("version", type=int))
     schema = st.schema(version.digest, version.schema_json)
     sample = st.sample(version.digest) or {"input1": []}
-    doc = openapi.build(svc.name, version.version, schema, sample)
+    doc = orjson.loads(st.versions.openapi(svc.name, version.version, version.digest, version.schema_json))
     base = request.host_url.rstrip("/")
     native_url = f"{base}/services/{svc.name}/score"
     classic_url = f"{base}/workspaces/my-workspace/services/{svc.name}/execute?api-version=2.0&details=true"

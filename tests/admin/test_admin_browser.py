@@ -180,6 +180,23 @@ def test_publish_errors_show_next_to_their_field(page, tmp_path):
     shot(page, "publish-errors")
 
 
+def test_the_publish_pages_script_runs_under_the_content_security_policy(page, tmp_path):
+    """The CSP allows only scripts with the response's nonce: the publish page's own script must
+    run (the progress line is set only by it) and the browser must report no violation."""
+    console = []
+    page.on("console", lambda m: console.append(m.text))
+    page.goto("/admin/publish")
+    bad = tmp_path / "score.py"
+    bad.write_text("def azureml_main(df1):\n    return df1,,\n")
+    page.fill("#name", "csp-upload")
+    page.set_input_files("#score_py", str(bad))
+    page.click("#publish-form button[type=submit]")
+    # the progress line is written by the page's script only (the plain form post has none)
+    page.wait_for_function("document.getElementById('progress-stage').textContent.indexOf('Not published') === 0",
+                           timeout=60_000)
+    assert not [m for m in console if "Content Security Policy" in m], console
+
+
 def test_console_runs_feature_importance_and_renders_the_plot(page):
     page.goto("/admin/services/feature-importance/console")
     assert '"top_n"' in page.locator("#body").input_value()
