@@ -51,9 +51,13 @@ def one_line_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from sqlalchemy.exc import DBAPIError
+
         try:
             return fn(*args, **kwargs)
-        except PublishError as exc:
+        except (PublishError, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError):  # e.g. a full disk: what failed, not a traceback
+                exc = PublishError(f"the registry could not be read or written ({exc.orig})")
             message = " ".join(str(exc).split("\n"))
             if kwargs.get("as_json"):
                 click.echo(orjson.dumps({"error": message}).decode())

@@ -70,3 +70,54 @@ def test_a_script_filling_its_disk_leaves_the_servers_run_folder_free(small_run_
         assert srv.get("/healthz").status_code == 200 and srv.get("/metrics").status_code == 200
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def small_home():
+    if os.getuid() != 0:
+        pytest.skip("NOT TESTED HERE: mounting the small tmpfs this test needs takes root (CI runs it as root)")
+    folder = Path(tempfile.mkdtemp(prefix="scorepub-small-home-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fill(folder: Path) -> None:
+    with open(folder / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_home_refuses_in_one_line_and_never_skips_the_lockout(small_home):
+    """Finding 21: with SCOREPUB_HOME full, `keys regenerate` printed a 73-line traceback, and
+    failed logins were not recorded, so the lock-out stopped counting."""
+    from conftest import App, cli
+
+    from serving.admin.auth import hash_password
+
+    home = small_home / "home"
+    app = App(home, cli_env(home)).start()
+    try:
+        app.publish(EXAMPLES / "hello-bundle", "hello")
+        app.registry.create_user("erin", hash_password("a long enough password"))
+        fill(small_home)
+        refused = cli("keys", "regenerate", "hello", "secondary", env=cli_env(home), check=False)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: the registry could not be read or written ("), lines
+        client = app.client()
+        page = client.get("/admin/login").get_data(as_text=True)
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        for password in ("wrong", "a long enough password"):  # not even the right one is checked
+            r = client.post("/admin/login", data={"name": "erin", "password": password, "csrf_token": token})
+            assert r.status_code == 503 and "cannot be recorded" in r.get_data(as_text=True)
+    finally:
+        (small_home / "filler").unlink(missing_ok=True)
+        app.stop()

@@ -4,15 +4,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import re
 
 from flask import flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy.exc import DBAPIError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from publisher.registry import now
 
 from ..scoring import state
 from . import bp
+
+log = logging.getLogger("scorepub.admin")
 
 LOCKOUT = dt.timedelta(minutes=15)
 # checked against when the user does not exist, so both paths cost one hash
@@ -69,7 +73,12 @@ def login():
     password = request.form.get("password", "")
     # counted before the password is checked, in one transaction: concurrent guesses cannot
     # all pass the check before any is recorded
-    attempt = st.registry.claim_login_attempt(name or "-", now() - LOCKOUT, st.settings.login_max_failures)
+    try:
+        attempt = st.registry.claim_login_attempt(name or "-", now() - LOCKOUT, st.settings.login_max_failures)
+    except DBAPIError:  # e.g. a full disk: an attempt that cannot be counted is not checked either
+        log.error("a login attempt for %r could not be recorded; refused", name, exc_info=True)
+        flash("Logins cannot be recorded right now (the registry cannot be written); try again later.", "error")
+        return render_template("login.html", next=request.form.get("next", ""), name=name), 503
     if attempt is None:
         flash(f"Too many failed logins for '{name}'. Try again in {int(LOCKOUT.total_seconds() // 60)} minutes.",
               "error")
