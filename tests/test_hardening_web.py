@@ -26,11 +26,14 @@ def _chunked(server, path: str, headers: dict, body: bytes, chunk: int = 64 * 10
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
-        sock.sendall(head.encode())
-        for i in range(0, len(body), chunk):
-            part = body[i:i + chunk]
-            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-        sock.sendall(b"0\r\n\r\n")
+        try:
+            sock.sendall(head.encode())
+            for i in range(0, len(body), chunk):
+                part = body[i:i + chunk]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered (413) and closed before the rest was sent: read that answer
         raw = b""
         while b"\r\n\r\n" not in raw:
             data = sock.recv(65536)
