@@ -5,6 +5,8 @@ typo never silently falls back to a default.
 """
 from __future__ import annotations
 
+import collections
+
 import dataclasses
 import re
 
@@ -149,8 +151,8 @@ class _PortSchema(_Strict):
 
     @validates_schema
     def _consistent(self, data, **kwargs):
-        names = [c.name for c in data.get("columns", [])]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        counts = collections.Counter(c.name for c in data.get("columns", []))  # linear: 40k columns once took 15 s
+        dupes = sorted(n for n, k in counts.items() if k > 1)
         if dupes:
             raise ValidationError(f"duplicate column name(s): {', '.join(dupes)}", "columns")
         if data.get("min_rows", 1) > data.get("max_rows", 1_000_000):

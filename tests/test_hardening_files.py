@@ -63,3 +63,24 @@ def test_a_bundle_name_the_file_system_cannot_hold_is_refused_at_publish(name, f
         normalize_zip(zip_with(name), 1 << 20, 100)
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert normalize_zip(zip_with("a" * 255), 1 << 20, 100)  # the longest name that fits is fine
+
+
+def test_schema_parsing_grows_linearly_with_the_columns():
+    """Finding 17: duplicate names were found with list.count, so 40,000 columns took 15 s.
+    A complexity check rather than a deadline: 4x the columns must cost well under 16x."""
+    from publisher.schema import parse_schema
+    from publisher.errors import SchemaError
+
+    def seconds(n: int) -> float:
+        doc = {"inputs": {"input1": {"columns": [{"name": f"c{i}", "type": "double"} for i in range(n)]}}}
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            parse_schema(doc)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    small, large = seconds(5_000), seconds(20_000)
+    assert large < 8 * small, (small, large)  # linear is ~4x; the old quadratic check was ~16x
+    with pytest.raises(SchemaError, match="duplicate column name"):
+        parse_schema({"inputs": {"input1": {"columns": [{"name": "a", "type": "double"}] * 2}}})
