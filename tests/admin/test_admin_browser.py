@@ -192,8 +192,8 @@ def test_the_publish_pages_script_runs_under_the_content_security_policy(page, t
     page.set_input_files("#score_py", str(bad))
     page.click("#publish-form button[type=submit]")
     # the progress line is written by the page's script only (the plain form post has none)
-    page.wait_for_function("document.getElementById('progress-stage').textContent.indexOf('Not published') === 0",
-                           timeout=60_000)
+    # (a locator, not wait_for_function: its string predicate is eval'd in the page, which the CSP forbids)
+    page.locator("#progress-stage", has_text=re.compile(r"^Not published")).wait_for(timeout=60_000)
     assert not [m for m in console if "Content Security Policy" in m], console
 
 
