@@ -85,7 +85,6 @@ class Resolution:
     lock: bytes | None  # None: the default environment (the server's own) serves it
     warnings: list[str]
     cached: bool = False
-    seconds: float = 0.0
 
 
 def lock_id(lock: bytes) -> str:
@@ -236,9 +235,8 @@ class Environments:
         lock = header + lock
         cached.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(cached, lock)
-        seconds = time.monotonic() - start
-        progress("resolve", f"resolved {len(pinned(lock))} packages in {seconds:.1f} s")
-        return Resolution(lock, warnings, seconds=seconds)
+        progress("resolve", f"resolved {len(pinned(lock))} packages in {time.monotonic() - start:.1f} s")
+        return Resolution(lock, warnings)
 
     def _preferences(self) -> list[str]:
         out = []

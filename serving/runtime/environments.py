@@ -99,9 +99,5 @@ class RuntimeEnvironments:
                 return {"id": env_id, "state": "failed", "error": self._failed[env_id][1]}
         return None
 
-    def building(self) -> list[str]:
-        with self._lock:
-            return sorted(self._building)
-
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
